@@ -54,6 +54,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     eval_every: int = 0  # 0: only at the end
     checkpoint_every: int = 0  # 0: only at the end
+    # Weights-only copies at these intervals, kept: checkpoint averaging (Vaswani et al. §6.1
+    # average the last 5 or 20) and metrics along training (GPT-1 Fig. 2b). 0: none.
+    snapshot_every: int = 0
     log_every: int = 10
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
@@ -318,6 +321,16 @@ class Trainer:
             self.checkpoint_path,
         )
 
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.out_dir / "snapshots"
+
+    def save_snapshot(self) -> None:
+        model_state = self._full_model_state()
+        if self.rank == 0:
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            atomic_save(model_state, self.snapshot_dir / f"step{self.step:08d}.pt")
+
     def maybe_resume(self) -> bool:
         if not self.checkpoint_path.exists():
             return False
@@ -419,6 +432,8 @@ class Trainer:
                     post["mfu"] = f"{flops_per_token(self.model, seq) * tokens_seen / elapsed / (peak * self.world_size):.1%}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
+            if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
+                self.save_snapshot()
             if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or last:
                 self.save_checkpoint()
         if bar is not None:
@@ -429,6 +444,28 @@ class Trainer:
         if self.metrics_path.exists():
             return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
         return self.history
+
+
+def snapshots(out_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of a run's weight snapshots, oldest first."""
+    return sorted((int(p.stem.removeprefix("step")), p) for p in (Path(out_dir) / "snapshots").glob("step*.pt"))
+
+
+def average_snapshots(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of several snapshots' weights (Vaswani et al. §6.1 checkpoint averaging)."""
+    if not paths:
+        raise ValueError("no snapshots to average; train with train.snapshot_every > 0")
+    total, dtypes = None, {}
+    for path in paths:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if total is None:
+            dtypes = {k: v.dtype for k, v in state.items()}
+            total = {k: v.double() if v.is_floating_point() else v.clone() for k, v in state.items()}
+        else:
+            for k, v in state.items():
+                if v.is_floating_point():
+                    total[k] += v.double()
+    return {k: (v / len(paths)).to(dtypes[k]) if v.is_floating_point() else v for k, v in total.items()}
 
 
 def load_checkpoint(path: str | Path, task: str | None = None, device: str = "cpu"):

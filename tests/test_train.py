@@ -15,7 +15,7 @@ import torch
 
 from repro.config import ModelConfig
 from repro.model import LanguageModel
-from repro.train import Trainer, TrainConfig, TrainingError, lr_multiplier
+from repro.train import Trainer, TrainConfig, TrainingError, average_snapshots, lr_multiplier, snapshots
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,6 +174,23 @@ def test_metrics_jsonl_and_checkpoint_are_written(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4] and records[-1]["eval_loss"] == 1.5
     assert not list(tmp_path.glob(".*tmp*")), "a temporary checkpoint file was left behind"
+
+
+def test_snapshots_are_kept_and_their_average_is_the_mean_of_the_weights(tmp_path):
+    cfg = TrainConfig(steps=6, batch_size=2, lr=1e-2, snapshot_every=2, progress=False)
+    model = tiny_model()
+    Trainer(model, cfg, random_batches(2), tmp_path).fit()
+    kept = snapshots(tmp_path)
+    assert [step for step, _ in kept] == [2, 4, 6]
+    last = torch.load(kept[-1][1], weights_only=True)
+    assert all(torch.equal(last[k], v) for k, v in model.state_dict().items())  # step 6 = final weights
+    states = [torch.load(p, weights_only=True) for _, p in kept[-2:]]
+    averaged = average_snapshots([p for _, p in kept[-2:]])
+    name = "lm_head.proj.weight"
+    assert not torch.equal(states[0][name], states[1][name])
+    torch.testing.assert_close(averaged[name], (states[0][name] + states[1][name]) / 2)
+    with pytest.raises(ValueError, match="snapshot_every"):
+        average_snapshots([])
 
 
 DDP_SCRIPT = textwrap.dedent(
