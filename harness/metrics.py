@@ -457,6 +457,63 @@ def bleu(hyps: Sequence[str], refs: Sequence[str | Sequence[str]], *, tokenize: 
         "n_resamples": n_resamples, "seed": seed})
 
 
+def _seed_and_item_sums(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    """Sums of per-(training seed, item) statistics `stats` (S, n, k) under a two-level bootstrap:
+    each resample draws S seeds and n items with replacement -> (resamples, k). Resampling seeds
+    puts run-to-run variation into the CI, not only test-set variation."""
+    S, n, k = stats.shape
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_resamples, k))
+    for r in range(n_resamples):
+        seeds, items = rng.integers(0, S, S), rng.integers(0, n, n)
+        out[r] = stats[seeds][:, items].sum(axis=(0, 1))
+    return out
+
+
+def bleu_over_seeds(hyps_by_seed: Sequence[Sequence[str]], refs: Sequence[str | Sequence[str]], *,
+                    n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> MetricResult:
+    """Corpus BLEU (sacrebleu defaults) of models trained with different seeds, pooled: the n-gram
+    statistics of every seed's translation of every sentence are summed. The CI is a two-level
+    bootstrap (seeds, then sentences). With one seed the value equals `bleu(hyps, refs)`."""
+    from sacrebleu.metrics import BLEU
+
+    if not hyps_by_seed:
+        raise ValueError("bleu_over_seeds needs the hypotheses of at least one seed")
+    for hyps in hyps_by_seed:
+        _check_pairs(hyps, refs)
+    metric, streams = BLEU(), _reference_streams(refs)
+    stats = np.stack([np.asarray(metric._extract_corpus_statistics(list(h), streams), dtype=np.float64)
+                      for h in hyps_by_seed])
+    total = metric._compute_score_from_stats(list(map(int, stats.sum(axis=(0, 1)))))
+    samples = np.array([metric._compute_score_from_stats(list(map(int, row))).score
+                        for row in _seed_and_item_sums(stats, n_resamples, seed)])
+    lo, hi = _percentile_ci(samples)
+    per_seed = [metric._compute_score_from_stats(list(map(int, s.sum(axis=0)))).score for s in stats]
+    return MetricResult("bleu", float(total.score), len(refs), lo, hi, {
+        "signature": str(metric.get_signature()), "scale": "0-100", "per_seed": per_seed,
+        "n_seeds": len(hyps_by_seed), "bp": float(total.bp),
+        "ci_method": "two-level percentile bootstrap over seeds and sentences (corpus BLEU recomputed)",
+        "n_resamples": n_resamples, "seed": seed})
+
+
+def perplexity_over_seeds(nll_by_seed: Sequence[Sequence[float]], n_tokens: Sequence[float], *,
+                          n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> MetricResult:
+    """exp(sum NLL / sum tokens) over the same documents scored by models of several seeds, with a
+    two-level bootstrap CI (seeds, then documents)."""
+    nll = np.asarray(nll_by_seed, dtype=np.float64)
+    if nll.ndim != 2 or nll.shape[1] != len(n_tokens) or not len(n_tokens):
+        raise ValueError(f"need (seeds, documents) NLLs matching {len(n_tokens)} token counts, got {nll.shape}")
+    counts = np.broadcast_to(np.asarray(n_tokens, dtype=np.float64), nll.shape)
+    stats = np.stack([nll, counts], axis=-1)
+    value = float(np.exp(nll.sum() / counts.sum()))
+    lo, hi = _percentile_ci(np.exp(_ratio_of_sums(_seed_and_item_sums(stats, n_resamples, seed))))
+    per_seed = [float(np.exp(row.sum() / counts[0].sum())) for row in nll]
+    return MetricResult("perplexity", value, len(n_tokens), lo, hi, {
+        "per_seed": per_seed, "n_seeds": len(nll), "n_tokens": float(counts[0].sum()),
+        "ci_method": "two-level percentile bootstrap over seeds and documents",
+        "n_resamples": n_resamples, "seed": seed})
+
+
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 

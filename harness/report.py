@@ -25,6 +25,19 @@ def _fmt(x) -> str:
     return str(x)
 
 
+def markdown_table(rows: list[dict]) -> list[str]:
+    """Rows of text as a markdown table; `|` and newlines inside cells are escaped."""
+    if not rows:
+        return []
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+
+    def cell(x) -> str:
+        return str(x if x is not None else "").replace("|", "\\|").replace("\n", " ")
+
+    return (["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows])
+
+
 def metrics_figure(record, out: Path) -> Path | None:
     """Horizontal bars of every scalar metric with its 95% CI (one panel per paper and scale)."""
     rows = [(k, m) for k, m in record.metrics.items() if isinstance(m.get("value"), (int, float))]
@@ -71,6 +84,8 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
         lines.append(f"| {key} | {_fmt(m.get('value'))} | {ci} | {_fmt(m.get('n'))} | {paper_value} | {source} |")
     if record.notes:
         lines += ["", *[f"> {line}" for line in record.notes.splitlines()]]
+    for title, rows in ((record.extra or {}).get("tables") or {}).items():
+        lines += ["", f"**{title}**", ""] + markdown_table(rows)
     figures = [Path(f) for f in record.figures]
     drawn = metrics_figure(record, figures_dir / f"{record.scale}_{record.paper}_metrics.png")
     if drawn:

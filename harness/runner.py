@@ -27,6 +27,8 @@ def run_paper(paper, scale: str, seeds: list[int] | None = None, root: str | Pat
     record.reported = load_reported(paper.reported_key) if paper.reported_key else []
     record.figures = list(measured.figures)
     record.notes = "\n".join(measured.notes)
+    if getattr(measured, "tables", None):
+        record.extra = {**(record.extra or {}), "tables": measured.tables}
     path = write_run(record.finish(), root)
     if not quiet:
         print(f"{paper.name} @ {scale}: {record.wall_time_s:.0f} s -> {path}")

@@ -35,6 +35,8 @@ class Measured:
     configs: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # titled tables of text the report prints as they are (e.g. translation samples): title -> rows
+    tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
 
 class Paper:

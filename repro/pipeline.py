@@ -116,11 +116,22 @@ def engine_version() -> str:
     return digest.hexdigest()[:12]
 
 
+def identity_key(identity: dict) -> str:
+    """A short hash of what defines a trained artifact, the engine code included."""
+    identity = {**identity, "engine": engine_version()}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def artifact_dir(name: str, identity: dict) -> Path:
+    """Where the artifact cache keeps a run defined by `identity` (papers whose recipes are not a
+    `RunConfig` — translation, fine-tuning — cache through this too)."""
+    return artifacts_dir() / f"{name}-{identity_key(identity)}"
+
+
 def run_key(run: RunConfig) -> str:
     identity = {k: v for k, v in run.to_dict().items() if k not in ("name", "out_dir")}
     identity["train"] = {k: v for k, v in identity["train"].items() if k not in ("progress", "device")}
-    identity["engine"] = engine_version()
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return identity_key(identity)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -308,3 +308,41 @@ def test_perturbations_do_what_they_say():
     assert len(seeds) > 1  # the seed matters
     with pytest.raises(KeyError, match="unknown perturbation"):
         P.perturb(text, "rot13", 0)
+
+
+# ---- pooled over training seeds (Transformer T-C1/T-C5/T-C6)
+
+
+def test_bleu_over_one_seed_is_bleu_and_over_seeds_is_the_pooled_corpus_score():
+    hyps_a = ["the cat sat on the mat", "a dog runs in the park", "hello there world"]
+    hyps_b = ["the cat is on the mat", "a dog is running in a park", "hello world"]
+    refs = ["the cat sat on a mat", "a dog is running in the park", "hello there world"]
+    assert M.bleu_over_seeds([hyps_a], refs).value == pytest.approx(M.bleu(hyps_a, refs).value)
+    pooled = M.bleu_over_seeds([hyps_a, hyps_b], refs)
+    # summing both seeds' n-gram statistics is sacrebleu's corpus BLEU of the two corpora joined
+    joined = sacrebleu.corpus_bleu(hyps_a + hyps_b, [refs + refs]).score
+    assert pooled.value == pytest.approx(joined)
+    assert pooled.extra["per_seed"] == pytest.approx([M.bleu(hyps_a, refs).value, M.bleu(hyps_b, refs).value])
+    assert pooled.ci_low <= pooled.value <= pooled.ci_high
+
+
+def test_seed_to_seed_variation_widens_the_pooled_ci():
+    rng = random.Random(0)
+    words = "a the cat dog sat ran on in mat park".split()
+    refs = [" ".join(rng.choice(words) for _ in range(8)) for _ in range(60)]
+    same = [list(refs), list(refs)]
+    # one seed perfect, the other garbage: resampling seeds must show it
+    garbage = [" ".join(rng.choice(words) for _ in range(8)) for _ in range(60)]
+    apart = M.bleu_over_seeds([refs, garbage], refs)
+    assert M.bleu_over_seeds(same, refs).ci_high - M.bleu_over_seeds(same, refs).ci_low < 1e-6
+    assert apart.ci_high - apart.ci_low > 30
+
+
+def test_perplexity_over_seeds_matches_perplexity_for_one_seed_and_checks_shapes():
+    nll, counts = [3.0, 5.0, 2.0, 7.5], [2, 4, 1, 5]
+    one = M.perplexity_over_seeds([nll], counts)
+    assert one.value == pytest.approx(M.perplexity(nll, counts).value)
+    two = M.perplexity_over_seeds([nll, [x * 2 for x in nll]], counts)
+    assert two.value == pytest.approx(math.exp(sum(nll) * 3 / (2 * sum(counts))))
+    with pytest.raises(ValueError, match="token counts"):
+        M.perplexity_over_seeds([nll], counts[:2])
