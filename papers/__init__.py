@@ -52,6 +52,16 @@ class Paper:
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         raise NotImplementedError
 
+    def save_figure(self, fig, filename: str) -> Path:
+        """Write a matplotlib figure into the results' figures folder, close it, return its path."""
+        import matplotlib.pyplot as plt
+
+        out = self.figures_dir / filename
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        return out
+
 
 PAPERS: dict[str, Paper] = {}
 

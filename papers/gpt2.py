@@ -233,11 +233,7 @@ class GPT2(Paper):
         axes[2].legend(fontsize=8)
         fig.suptitle(f"GPT-2 size sweep ({scale} scale): zero-shot metrics vs parameters", fontsize=11)
         fig.tight_layout()
-        out = self.figures_dir / f"{scale}_gpt2_sweep.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-        return out
+        return self.save_figure(fig, f"{scale}_gpt2_sweep.png")
 
 
 __all__ = ["GPT2", "SCALES", "power_law_fit"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,7 +191,6 @@ class Trained:
     model: torch.nn.Module  # weights averaged over the last snapshots
     last: torch.nn.Module  # the final weights, for the averaging comparison
     seconds: float  # training wall time (from the run that trained it)
-    cached: bool
 
 
 def train_variant(variant: Variant, s: ScaleSettings, corpus: Corpus, seed: int) -> Trained:
@@ -204,8 +202,7 @@ def train_variant(variant: Variant, s: ScaleSettings, corpus: Corpus, seed: int)
     torch.manual_seed(seed)
     model, last = model_for(variant, s, len(corpus.tokenizer)), model_for(variant, s, len(corpus.tokenizer))
     done = out / "done.json"
-    cached = done.exists()
-    if not cached:
+    if not done.exists():
         t0 = time.perf_counter()
         Trainer(model, cfg, training_batches(corpus, s.batch_size, s.max_len, seed), out,
                 run_config=json.loads(json.dumps(identity, default=str))).fit()
@@ -215,7 +212,7 @@ def train_variant(variant: Variant, s: ScaleSettings, corpus: Corpus, seed: int)
     info = json.loads(done.read_text())
     last.load_state_dict(torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
     model.load_state_dict(torch.load(out / "averaged.pt", map_location="cpu", weights_only=True))
-    return Trained(model.eval(), last.eval(), info["seconds"], cached)
+    return Trained(model.eval(), last.eval(), info["seconds"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -356,11 +353,7 @@ class Transformer(Paper):
             ax.set_title(title, fontsize=10)
         fig.suptitle(f"Transformer Table 3 ablations on Multi30k ({scale} scale), 95% CI", fontsize=11)
         fig.tight_layout()
-        out = self.figures_dir / f"{scale}_transformer_ablations.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-        return out
+        return self.save_figure(fig, f"{scale}_transformer_ablations.png")
 
 
 __all__ = ["Transformer", "SCALES", "variants"]
