@@ -52,6 +52,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # cosine decays to 10% of peak (GPT-3)
     grad_clip: float = 1.0  # 0 disables
     label_smoothing: float = 0.0
+    # GPT-1 §3.2: L3 = L2 + lambda * L1, an auxiliary LM loss while fine-tuning (lambda = 0.5). Used
+    # only when a batch carries `aux_labels` (per-token targets for the model's `aux_logits`).
+    aux_weight: float = 0.5
     eval_every: int = 0  # 0: only at the end
     checkpoint_every: int = 0  # 0: only at the end
     # Weights-only copies at these intervals, kept: checkpoint averaging (Vaswani et al. §6.1
@@ -117,10 +120,12 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 # Losses as (sum, count) terms, so accumulation and data parallelism normalise by the global count
 
 
-def loss_terms(model: nn.Module, batch: dict, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+def loss_terms(model: nn.Module, batch: dict, label_smoothing: float = 0.0,
+               aux_weight: float = 0.5) -> dict[str, torch.Tensor]:
     """Summed losses of one micro-batch, by term: 'tokens' (LM / MLM / seq2seq targets),
-    'sequences' (classification, NSP), 'regression'."""
-    inputs = {k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label")}
+    'sequences' (classification, NSP), 'regression', and 'aux_tokens' (an auxiliary per-token
+    objective, weighted by `aux_weight`, when the batch carries `aux_labels`)."""
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label", "aux_labels")}
     out = model(**inputs)
     terms: dict[str, torch.Tensor] = {}
     labels = batch.get("labels")
@@ -137,6 +142,14 @@ def loss_terms(model: nn.Module, batch: dict, label_smoothing: float = 0.0) -> d
             terms["sequences"] = F.cross_entropy(out.logits.float(), labels, reduction="sum")
     if "next_sentence_label" in batch:
         terms["sequences"] = F.cross_entropy(out.seq_logits.float(), batch["next_sentence_label"], reduction="sum")
+    if "aux_labels" in batch:  # e.g. GPT-1's auxiliary LM loss beside the classifier's
+        if out.aux_logits is None:
+            raise TrainingError(f"the batch has aux_labels but {type(model).__name__} returned no aux_logits; "
+                                "drop aux_labels or use a model with an auxiliary per-token head")
+        aux = out.aux_logits.float()
+        terms["aux_tokens"] = aux_weight * F.cross_entropy(
+            aux.reshape(-1, aux.shape[-1]), batch["aux_labels"].reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum",
+        )
     return terms
 
 
@@ -149,6 +162,8 @@ def term_counts(batch: dict) -> dict[str, int]:
         counts["regression" if labels.is_floating_point() else "sequences"] = len(labels)
     if "next_sentence_label" in batch:
         counts["sequences"] = len(batch["next_sentence_label"])
+    if "aux_labels" in batch:  # at least 1: a batch without auxiliary targets adds 0, not 0/0
+        counts["aux_tokens"] = max(1, int((batch["aux_labels"] != IGNORE_INDEX).sum()))
     return counts
 
 
@@ -375,7 +390,7 @@ class Trainer:
         for start in range(0, n, micro):
             mb = {k: v[start : start + micro].to(self.device) for k, v in local.items()}
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                terms = loss_terms(self.train_model, mb, cfg.label_smoothing)
+                terms = loss_terms(self.train_model, mb, cfg.label_smoothing, cfg.aux_weight)
             # DDP averages gradients over processes: multiply back so the result is sum / count.
             loss = sum(terms[k] / counts[k] for k in terms) * self.world_size
             loss.backward()

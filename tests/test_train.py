@@ -222,3 +222,75 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     ddp = [json.loads(line)["loss"] for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert len(single) == len(ddp) == 4
     assert single == pytest.approx(ddp, rel=1e-5, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# An auxiliary per-token term beside the task loss (GPT-1 §3.2: L3 = L2 + lambda * L1)
+
+import torch.nn.functional as F  # noqa: E402
+
+from repro.model.heads import ModelOutput  # noqa: E402
+from repro.train import loss_terms, term_counts  # noqa: E402
+
+
+class ClassifierWithAux(torch.nn.Module):
+    """A sequence classifier that also returns its LM logits: what GPT-1 fine-tunes, reduced to
+    what the loop sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.lm = tiny_model()
+        self.config = self.lm.config
+        self.head = torch.nn.Linear(32, 3)
+
+    def forward(self, input_ids, attention_mask=None):
+        out = self.lm(input_ids, attention_mask)
+        return ModelOutput(logits=self.head(out.hidden[:, -1]), aux_logits=out.logits)
+
+
+def aux_batches(batch_size=8, T=12, seed=0):
+    def batch(step):
+        g = torch.Generator().manual_seed(seed * 100_003 + step)
+        ids = torch.randint(0, 50, (batch_size, T), generator=g)
+        aux = torch.roll(ids, -1, dims=1)
+        aux[:, -1] = -100
+        for i in range(batch_size):  # uneven target counts per row, as padded sentences have
+            aux[i, :i] = -100
+        return {"input_ids": ids, "labels": torch.randint(0, 3, (batch_size,), generator=g), "aux_labels": aux}
+
+    return batch
+
+
+def test_aux_term_is_lambda_times_the_mean_token_loss_beside_the_task_loss():
+    model, batch = ClassifierWithAux(), aux_batches()(0)
+    terms, counts = loss_terms(model, batch, aux_weight=0.5), term_counts(batch)
+    assert set(terms) == {"sequences", "aux_tokens"} and counts["aux_tokens"] == int((batch["aux_labels"] != -100).sum())
+    out = model(batch["input_ids"])
+    expected = F.cross_entropy(out.logits, batch["labels"]) + 0.5 * F.cross_entropy(
+        out.aux_logits.reshape(-1, 50), batch["aux_labels"].reshape(-1), ignore_index=-100)
+    torch.testing.assert_close(sum(terms[k] / counts[k] for k in terms), expected)
+    without = {k: v for k, v in batch.items() if k != "aux_labels"}  # no aux_labels: the loss is unchanged
+    assert set(loss_terms(model, without)) == {"sequences"} and set(term_counts(without)) == {"sequences"}
+
+
+def test_aux_term_accumulates_exactly_1x8_equals_8x1(tmp_path):
+    results = []
+    for accum in (1, 8):
+        torch.manual_seed(0)
+        model = ClassifierWithAux()
+        cfg = TrainConfig(steps=1, batch_size=8, grad_accum=accum, grad_clip=0, schedule="constant", aux_weight=0.5,
+                          progress=False)
+        trainer = Trainer(model, cfg, aux_batches(), tmp_path / f"a{accum}")
+        trainer.optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        before = _params(model)
+        trainer.train_step(aux_batches()(0))
+        results.append(_params(model) - before)
+    assert results[0].abs().max() > 1e-3
+    assert torch.allclose(results[0], results[1], atol=1e-6), (results[0] - results[1]).abs().max()
+
+
+def test_aux_labels_for_a_model_without_aux_logits_is_a_clear_error():
+    batch = random_batches()(0)
+    batch["aux_labels"] = batch["labels"]
+    with pytest.raises(TrainingError, match="aux_logits"):
+        loss_terms(tiny_model(), batch)

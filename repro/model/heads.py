@@ -32,6 +32,7 @@ class ModelOutput:
     cache: KVCache | None = None
     seq_logits: torch.Tensor | None = None  # NSP logits (MaskedLanguageModel)
     reward: torch.Tensor | None = None  # ScalarModel: value at the last real token
+    aux_logits: torch.Tensor | None = None  # an auxiliary per-token head (GPT-1 §3.2's LM loss while fine-tuning)
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:

@@ -1,0 +1,172 @@
+"""GPT-1: the §3.3 input transformations, the STS-B symmetric combination, layer transfer and the
+average score as unit tests; the smoke scale end to end (results file shape, a computed verdict for
+every claim)."""
+
+import numpy as np
+import pytest
+import torch
+
+import papers
+from harness.claims import STATUSES
+from harness.metrics import accuracy, matthews_corrcoef, pearson
+from harness.results import read_run
+from harness.runner import run_paper
+from papers.gpt1 import (
+    SCALES,
+    TASKS,
+    GPT1Classifier,
+    SpecialTokens,
+    average_score,
+    best_threshold,
+    collate,
+    finetune_model,
+    task_inputs,
+    transferred_state,
+    transform,
+)
+from repro.config import ModelConfig
+from repro.model import LanguageModel
+from repro.model.recurrent import RecurrentConfig, RecurrentLM
+
+SPECIAL = SpecialTokens.after(100)  # start 100, delimiter 101, extract 102
+
+
+def char_tokenizer(text, add_special_tokens=False):
+    """One id per character: enough to see where every piece lands."""
+    return {"input_ids": [ord(c) % 90 for c in text]}
+
+
+def tiny_lm(vocab=103, n_layer=2, seed=0):
+    torch.manual_seed(seed)
+    return LanguageModel(ModelConfig(kind="decoder", vocab_size=vocab, n_layer=n_layer, d_model=16, n_head=2, d_ff=32,
+                                     max_seq_len=32, positions="learned", norm_placement="post",
+                                     activation="gelu_tanh", dropout=0.0))
+
+
+def test_single_sentence_and_pair_transformations():
+    assert transform([[1, 2, 3]], SPECIAL, 16) == [100, 1, 2, 3, 102]
+    assert transform([[1, 2], [3]], SPECIAL, 16) == [100, 1, 2, 101, 3, 102]
+
+
+def test_truncation_trims_the_longest_piece_and_keeps_every_special_token():
+    out = transform([[1] * 10, [2] * 3], SPECIAL, 10)
+    assert len(out) == 10 and out[0] == 100 and out[-1] == 102 and out.count(101) == 1
+    assert out == [100, *[1] * 4, 101, *[2] * 3, 102]
+    with pytest.raises(ValueError, match="max_len"):
+        transform([[1], [2]], SPECIAL, 3)
+
+
+def test_similarity_examples_are_fed_in_both_orders_and_others_once():
+    pair = {"sentence1": "ab", "sentence2": "c", "label": 3.2}
+    ab, c = char_tokenizer("ab")["input_ids"], char_tokenizer("c")["input_ids"]
+    stsb = task_inputs(TASKS["stsb"], pair, char_tokenizer, SPECIAL, 16)
+    assert stsb == [[100, *ab, 101, *c, 102], [100, *c, 101, *ab, 102]]
+    assert len(task_inputs(TASKS["mrpc"], {**pair, "label": 1}, char_tokenizer, SPECIAL, 16)) == 1
+    with pytest.raises(ValueError, match="no field 'sentence'"):
+        task_inputs(TASKS["sst2"], pair, char_tokenizer, SPECIAL, 16)
+
+
+def test_collate_pads_right_and_aux_targets_are_the_next_tokens():
+    batch = collate([[[100, 5, 102]], [[100, 5, 6, 7, 102]]], [0, 1], similarity=False, pad_id=0)
+    assert batch["input_ids"].tolist() == [[100, 5, 102, 0, 0], [100, 5, 6, 7, 102]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert batch["aux_labels"].tolist() == [[5, 102, -100, -100, -100], [5, 6, 7, 102, -100]]
+    assert batch["labels"].dtype == torch.long
+    pairs = collate([[[100, 1, 101, 2, 102], [100, 2, 101, 1, 102]]], [4.5], similarity=True, pad_id=0)
+    assert pairs["input_ids"].shape == (1, 2, 5) and pairs["labels"].dtype == torch.float32
+
+
+def test_stsb_adds_both_orders_representations_so_the_order_does_not_matter():
+    model = GPT1Classifier(tiny_lm(), n_labels=1).eval()
+    ab, ba = [100, 1, 2, 101, 3, 102], [100, 3, 101, 1, 2, 102]
+    one = collate([[ab, ba]], [0.0], similarity=True, pad_id=0)
+    other = collate([[ba, ab]], [0.0], similarity=True, pad_id=0)
+    with torch.no_grad():
+        score = model(one["input_ids"], one["attention_mask"]).logits
+        swapped = model(other["input_ids"], other["attention_mask"]).logits
+        h = [model.lm(torch.tensor([seq])).hidden[0, -1] for seq in (ab, ba)]  # the extract token's state
+        by_hand = model.classifier(h[0] + h[1])
+    torch.testing.assert_close(score, swapped)
+    torch.testing.assert_close(score[0], by_hand)
+
+
+def test_the_classifier_reads_the_extract_token_whatever_the_padding():
+    model = GPT1Classifier(tiny_lm(), n_labels=2).eval()
+    short, long = [100, 7, 102], [100, 7, 8, 9, 10, 102]
+    with torch.no_grad():
+        alone = model(torch.tensor([short])).logits
+        batch = collate([[short], [long]], [0, 1], similarity=False, pad_id=0)
+        padded = model(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(padded.logits[0], alone[0])
+    assert padded.aux_logits.shape == (2, 6, 103)
+
+
+def test_transfer_copies_embeddings_and_the_first_k_blocks_and_grows_the_vocabulary():
+    base = tiny_lm(vocab=100)
+    ft = SCALES["smoke"].finetune
+    model = finetune_model(base, TASKS["sst2"], ft, seed=1, n_layers=1)
+    source, target = base.state_dict(), model.lm.state_dict()
+    assert target["body.tok_embed.weight"].shape == (103, 16)
+    assert torch.equal(target["body.tok_embed.weight"][:100], source["body.tok_embed.weight"])
+    assert torch.equal(target["body.decoder.layers.0.mlp_norm.weight"], source["body.decoder.layers.0.mlp_norm.weight"])
+    block1 = "body.decoder.layers.1.self_attn.out_proj.weight"
+    assert not torch.equal(target[block1], source[block1])  # re-initialised
+    assert model.lm.config.dropout == ft.dropout and model.lm.lm_head.proj.weight is model.lm.body.tok_embed.weight
+    scratch = finetune_model(base, TASKS["sst2"], ft, seed=1, pretrained=False)
+    assert not torch.equal(scratch.lm.state_dict()["body.tok_embed.weight"][:100], source["body.tok_embed.weight"])
+    with pytest.raises(ValueError, match="does not fit"):
+        transferred_state({"body.tok_embed.weight": torch.zeros(5, 3)}, {"body.tok_embed.weight": torch.zeros(6, 4)})
+
+
+def test_the_lstm_baseline_is_fine_tuned_through_the_same_wrapper():
+    torch.manual_seed(0)
+    lstm = RecurrentLM(RecurrentConfig(kind="decoder", vocab_size=100, cell="lstm", d_model=16, d_hidden=24))
+    model = finetune_model(lstm, TASKS["stsb"], SCALES["smoke"].finetune, seed=0).eval()
+    assert torch.equal(model.lm.state_dict()["tok_embed.weight"][:100], lstm.state_dict()["tok_embed.weight"])
+    batch = collate([[[100, 1, 101, 2, 102], [100, 2, 101, 1, 102]]], [1.0], similarity=True, pad_id=0)
+    assert model(batch["input_ids"], batch["attention_mask"]).logits.shape == (1, 1)
+
+
+def test_average_score_is_the_mean_of_the_task_scores_with_a_seeded_ci():
+    rng = np.random.default_rng(0)
+    golds = rng.integers(0, 2, 200)
+    preds = np.where(rng.random(200) < 0.8, golds, 1 - golds)
+    x = rng.normal(size=200)
+    y = x + rng.normal(size=200)
+    parts = [(TASKS["sst2"], preds, golds, accuracy(preds == golds)),
+             (TASKS["cola"], preds, golds, matthews_corrcoef(preds.tolist(), golds.tolist())),
+             (TASKS["stsb"], x, y, pearson(x, y))]
+    avg = average_score(parts)
+    assert avg.value == pytest.approx(np.mean([m.value for *_, m in parts]))
+    assert avg.ci_low < avg.value < avg.ci_high and avg.n == 600
+    assert average_score(parts).to_dict() == avg.to_dict()
+    with pytest.raises(ValueError):
+        average_score([])
+
+
+def test_best_threshold_separates_separable_scores():
+    scores, labels = np.array([-3.0, -2.5, -1.0, -0.5, -0.2]), np.array([0, 0, 1, 1, 1])
+    cut = best_threshold(scores, labels)
+    assert -2.5 < cut < -1.0
+
+
+@pytest.mark.gpt1
+def test_gpt1_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
+    paper = papers.get_paper("gpt1")
+    record = read_run(run_paper(paper, "smoke", root=tmp_path, quiet=True))
+    s = SCALES["smoke"]
+    keys = [f"{v}/{t}/{TASKS[t].score}" for v in ("full", "scratch", "lstm") for t in TASKS]
+    keys += [f"noaux/{t}/{TASKS[t].score}" for t in ("sst2", "cola", "rte", "mrpc")]
+    keys += ["full/avg", "scratch/avg", "lstm/avg", *[f"layers{k}/avg" for k in range(s.n_layer + 1)]]
+    keys += [f"zeroshot/step{z}/{m}" for z in s.snapshot_steps for m in ("sst2/acc", "cola/mcc")]
+    for key in keys:
+        metric = record.metrics[key]
+        assert metric["n"] > 0 and metric["ci_low"] <= metric["value"] <= metric["ci_high"], key
+    assert record.metrics["full/sst2/acc"]["extra"]["reported_id"] == "t5_full_w_aux_LM_sst-2"
+    assert record.metrics["lstm/stsb/pearson"]["extra"]["reported_id"] == "t5_LSTM_w_aux_LM_sts-b"
+    assert {c["id"] for c in record.claims} == {"G1-C1", "G1-C2", "G1-C3", "G1-C4", "G1-C5"}
+    assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
+    assert record.reported and all(r["table_figure"] for r in record.reported)
+    assert (tmp_path / "figures" / "smoke_gpt1.png").exists()
+    assert len(record.extra["tables"]["Table 5 at this scale (measured; paper in parentheses, x100)"]) == 4
