@@ -35,7 +35,7 @@ from repro.data.objectives import seq2seq_pairs
 from repro.generate import GenerationConfig, generate
 from repro.model import build_model, scaled
 from repro.model.recurrent import RecurrentConfig, build_recurrent
-from repro.pipeline import artifact_dir
+from repro.pipeline import artifact_dir, run_parallel
 from repro.tokenizers import train_tokenizer
 from repro.train import Trainer, TrainConfig, atomic_save, atomic_write_text, average_snapshots, snapshots
 
@@ -81,8 +81,8 @@ SCALES = {
                            warmup_steps=10, max_len=40, snapshot_every=10, n_average=2, test_limit=24,
                            dev_limit=48, train_fit=48, gru_steps=40, d_gru=32, n_samples=3),
     "cpu": ScaleSettings(n_layer=2, d_model=64, n_head=4, d_ff=256, vocab_size=2000, steps=500, batch_size=64,
-                         warmup_steps=200, max_len=48, snapshot_every=60, n_average=5, test_limit=None,
-                         dev_limit=None, train_fit=1014, gru_steps=500, d_gru=96),
+                         warmup_steps=200, max_len=48, snapshot_every=50, n_average=5, test_limit=None,
+                         dev_limit=None, train_fit=1014, gru_steps=600, d_gru=96),
     "gpu": ScaleSettings(n_layer=6, d_model=512, n_head=8, d_ff=2048, vocab_size=10000, steps=12000,
                          batch_size=128, warmup_steps=4000, max_len=64, snapshot_every=500, n_average=5,
                          test_limit=None, dev_limit=None, train_fit=1014, gru_steps=12000, d_gru=512),
@@ -215,6 +215,11 @@ def train_variant(variant: Variant, s: ScaleSettings, corpus: Corpus, seed: int)
     return Trained(model.eval(), last.eval(), info["seconds"])
 
 
+def train_job(variant: Variant, s: ScaleSettings, corpus: Corpus, seed: int) -> float:
+    """One training run in a worker process (`run_parallel`): leaves the model in the cache."""
+    return train_variant(variant, s, corpus, seed).seconds
+
+
 # ----------------------------------------------------------------------------------------------
 # Evaluation: teacher-forced NLL per sentence, beam-search translation
 
@@ -287,6 +292,9 @@ class Transformer(Paper):
         refs = [ref for _, ref in corpus.test_text]
         train_fit = corpus.train[: s.train_fit]
         samples = []
+        # every model first, in parallel processes (each run is cached on disk), then evaluation here
+        run_parallel(train_job, [(v, s, corpus, seed) for v in variants(s) for seed in (seeds if v.multi_seed else seeds[:1])],
+                     desc="transformer: training")
         for variant in variants(s):
             run_seeds = seeds if variant.multi_seed else seeds[:1]
             hyps, dev_nll, train_nll, last_hyps = [], [], [], []

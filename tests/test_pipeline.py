@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from repro.cli import main
-from repro.pipeline import load_run_config, run_key, train_run
+from repro.config import ConfigError
+from repro.pipeline import default_workers, load_run_config, run_key, run_parallel, train_run, train_runs
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -34,6 +35,41 @@ def test_a_run_is_cached_and_loaded_instead_of_retrained(isolated):
     assert second.cached and second.out_dir == first.out_dir and second.summary == first.summary
     other = load_run_config(REPO / "configs" / "shakespeare_tiny.yaml", [*TINY, "train.lr=1e-3"])
     assert run_key(other) != run_key(run)  # a different training config is a different artifact
+
+
+def test_run_parallel_keeps_the_order_of_jobs_and_raises_a_worker_error():
+    assert run_parallel(pow, [(2, 3), (3, 2), (5, 1)], workers=2) == [8, 9, 5]
+    with pytest.raises(ValueError, match="invalid literal"):
+        run_parallel(int, [("1",), ("x",)], workers=2)
+
+
+def test_workers_come_from_the_environment_and_a_bad_value_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("REPRO_WORKERS", "3")
+    assert default_workers(10) == 3 and default_workers(2) == 2  # never more processes than jobs
+    monkeypatch.setenv("REPRO_WORKERS", "0")
+    with pytest.raises(ConfigError, match="REPRO_WORKERS=0"):
+        default_workers(4)
+
+
+def test_runs_trained_in_worker_processes_match_one_trained_here_and_are_loaded_from_the_cache(isolated, monkeypatch):
+    import os
+
+    import torch
+
+    runs = [load_run_config(REPO / "configs" / "shakespeare_tiny.yaml", [*TINY, f"train.seed={seed}"]) for seed in (0, 1)]
+    monkeypatch.setenv("REPRO_WORKERS", "2")
+    loaded, _ = train_runs(runs)
+    assert loaded.cached  # trained in a worker, loaded here from the cache
+    # the same run trained in this process, with the thread count a worker had, is bit-identical
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
+    try:
+        here = train_run(load_run_config(REPO / "configs" / "shakespeare_tiny.yaml",
+                                         [*TINY, "train.seed=0", f"out_dir={isolated / 'here'}"]))
+    finally:
+        torch.set_num_threads(threads)
+    for (name, a), b in zip(loaded.model.state_dict().items(), here.model.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 def test_a_small_gpt_beats_the_unigram_baseline_on_shakespeare(isolated):
