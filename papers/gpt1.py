@@ -53,7 +53,7 @@ from repro.config import ModelConfig
 from repro.model import LanguageModel
 from repro.model.heads import IGNORE_INDEX, ModelOutput, last_token_index
 from repro.model.recurrent import RecurrentConfig, RecurrentLM
-from repro.pipeline import RunConfig, artifact_dir, corpus_text, load_run_config, random_windows, train_run
+from repro.pipeline import RunConfig, artifact_dir, corpus_text, load_run_config, random_windows, run_parallel, train_run
 from repro.train import Trainer, TrainConfig, snapshots
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where evaluation runs (the Trainer picks its own)
@@ -446,6 +446,15 @@ def finetune(model: GPT1Classifier, data: TaskData, ft: FinetuneConfig, seed: in
     return model.eval()
 
 
+def finetune_job(config, state: dict, data: TaskData, ft: FinetuneConfig, seed: int, pretrained: bool,
+                 n_layers: int | None, aux: bool, pad_id: int) -> np.ndarray:
+    """One fine-tuning run, from the pre-trained weights to dev predictions (a `run_parallel` job)."""
+    base = LanguageModel(config) if isinstance(config, ModelConfig) else RecurrentLM(config)
+    base.load_state_dict(state)
+    model = finetune_model(base, data.task, ft, seed, pretrained=pretrained, n_layers=n_layers)
+    return predict(finetune(model, data, ft, seed, aux, pad_id), data, pad_id)
+
+
 @torch.no_grad()
 def predict(model: GPT1Classifier, data: TaskData, pad_id: int, batch_size: int = 64) -> np.ndarray:
     """Class predictions (argmax) or similarity scores for the validation items, in order."""
@@ -617,13 +626,13 @@ class GPT1(Paper):
         runs += [("noaux", transformer, t, None, False) for t in LARGE_TASKS + SMALL_TASKS]
         runs += [("lstm", lstm, t, None, True) for t in TASKS]
         runs += [(f"layers{k}", transformer, t, k, True) for k in range(s.n_layer) for t in s.sweep_tasks]
+        bases = {id(m): (m.config, m.state_dict()) for m in (transformer, lstm)}
+        jobs = [(*bases[id(base)], data[t], ft, seed, variant != "scratch", n_layers, aux, pad_id)
+                for variant, base, t, n_layers, aux in runs for seed in seeds]
+        predicted = iter(run_parallel(finetune_job, jobs, desc="gpt1: fine-tuning"))  # independent: in parallel
         preds: dict[tuple[str, str], np.ndarray] = {}
         for variant, base, t, n_layers, aux in runs:
-            pooled = []
-            for seed in seeds:
-                model = finetune_model(base, TASKS[t], ft, seed, pretrained=variant != "scratch", n_layers=n_layers)
-                pooled.append(predict(finetune(model, data[t], ft, seed, aux, pad_id), data[t], pad_id))
-            preds[variant, t] = np.concatenate(pooled)
+            preds[variant, t] = np.concatenate([next(predicted) for _ in seeds])
         for t in s.sweep_tasks:  # all N layers transferred is the full run
             preds[f"layers{s.n_layer}", t] = preds["full", t]
 
