@@ -746,6 +746,50 @@ def f1_binary(preds: Sequence[Any], golds: Sequence[Any], *, positive: Any = 1,
 
 
 # --------------------------------------------------------------------------------------------
+# A benchmark average (GLUE's "Avg"): the mean of each task's own score
+
+
+def resampled_score(score: str, preds: Sequence[Any], golds: Sequence[Any], *,
+                    n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """`score` ("acc", "mcc", "f1", "pearson") of (preds, golds) under each bootstrap resample of
+    the items -> (n_resamples,): the draws `accuracy`, `matthews_corrcoef`, `f1_binary` and
+    `pearson` take their CIs from, with the same seed."""
+    if score == "pearson":
+        a, b = _paired_arrays(preds, golds)
+        return _pearson_from_sums(_resampled_sums(_moment_columns(a, b), n_resamples, seed))
+    p, g = np.asarray(preds).tolist(), np.asarray(golds).tolist()
+    if len(p) != len(g):
+        raise ValueError(f"{len(p)} predictions but {len(g)} gold labels")
+    if score == "mcc":
+        cells, labels = _confusion_cells(p, g)
+        return _mcc_from_confusion(_resampled_group_sums(cells, np.ones(len(cells)), len(labels) ** 2, n_resamples, seed))
+    pa, ga = np.asarray(p) == 1, np.asarray(g) == 1
+    if score == "f1":
+        cols = np.stack([pa & ga, pa & ~ga, ~pa & ga], axis=1).astype(float)
+        return _f1_from_counts(_resampled_sums(cols, n_resamples, seed))
+    if score == "acc":
+        return _resampled_sums((np.asarray(p) == np.asarray(g)).astype(float), n_resamples, seed)[:, 0] / len(p)
+    raise ValueError(f"unknown score {score!r}; resampled_score knows acc, mcc, f1, pearson")
+
+
+def mean_of_scores(parts: Sequence[tuple[str, Sequence[Any], Sequence[Any], MetricResult]], *,
+                   name: str = "avg_score", n_resamples: int = 1000, **extra: Any) -> MetricResult:
+    """The mean of several tasks' scores, each given as (score, preds, golds, its MetricResult).
+
+    CI: each task's items are resampled independently (the tasks are independent samples) and
+    the resampled scores averaged per resample."""
+    if not parts:
+        raise ValueError("mean_of_scores needs at least one task")
+    value = float(np.mean([m.value for *_, m in parts]))
+    samples = np.mean([resampled_score(score, p, g, n_resamples=n_resamples, seed=i)
+                       for i, (score, p, g, _) in enumerate(parts)], axis=0)
+    lo, hi = _percentile_ci(samples)
+    return MetricResult(name, value, sum(m.n for *_, m in parts), lo, hi, {
+        **extra, "ci_method": "percentile bootstrap, each task's items resampled independently, scores averaged",
+        "n_resamples": n_resamples})
+
+
+# --------------------------------------------------------------------------------------------
 # Calibration
 
 

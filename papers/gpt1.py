@@ -31,24 +31,10 @@ from torch import nn
 
 from harness.claims import Claim, all_of, greater, monotone
 from harness.lm import ReproLM
-from harness.metrics import (
-    MetricResult,
-    _confusion_cells,
-    _f1_from_counts,
-    _mcc_from_confusion,
-    _moment_columns,
-    _pearson_from_sums,
-    _percentile_ci,
-    _resampled_group_sums,
-    _resampled_sums,
-    accuracy,
-    f1_binary,
-    matthews_corrcoef,
-    pearson,
-    spearman,
-)
+from harness.metrics import MetricResult, matthews_corrcoef
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, register
+from papers.glue import TASKS, EpochPlan, GlueTask, average_score, load_rows, task_metrics
 from repro.config import ModelConfig
 from repro.model import LanguageModel
 from repro.model.heads import IGNORE_INDEX, ModelOutput, last_token_index
@@ -150,26 +136,6 @@ SCALES = {
 }
 
 
-@dataclass(frozen=True)
-class GlueTask:
-    name: str
-    fields: tuple[str, ...]  # one sentence, or a pair
-    similarity: bool = False  # STS-B: no inherent order, regression on [0, 5]
-    score: str = "acc"  # the Table 5 column's metric
-    reported: str = ""  # the Table 5 id suffix in reported.yaml
-
-    @property
-    def n_labels(self) -> int:
-        return 1 if self.similarity else 2
-
-
-TASKS = {
-    "cola": GlueTask("cola", ("sentence",), score="mcc", reported="cola"),
-    "sst2": GlueTask("sst2", ("sentence",), score="acc", reported="sst-2"),
-    "mrpc": GlueTask("mrpc", ("sentence1", "sentence2"), score="f1", reported="mrpc"),
-    "stsb": GlueTask("stsb", ("sentence1", "sentence2"), similarity=True, score="pearson", reported="sts-b"),
-    "rte": GlueTask("rte", ("sentence1", "sentence2"), score="acc", reported="rte"),
-}
 # G1-C3: "larger datasets benefit from the auxiliary objective but smaller ones do not". At our scale
 # the large ones are the single-sentence tasks we give the most examples to; RTE and MRPC are small.
 LARGE_TASKS, SMALL_TASKS = ("sst2", "cola"), ("rte", "mrpc")
@@ -386,12 +352,7 @@ class TaskData:
 
 def load_task(task: GlueTask, tokenizer, special: SpecialTokens, max_len: int, n_train: int | None,
               n_val: int | None, seed: int = 0) -> TaskData:
-    from repro.data import load
-
-    train, val = load(f"glue/{task.name}", "train"), load(f"glue/{task.name}", "validation")
-    order = np.random.default_rng(seed).permutation(len(train))[: n_train or len(train)]
-    train_rows = [train[int(i)] for i in sorted(order)]
-    val_rows = [val[i] for i in range(min(n_val or len(val), len(val)))]
+    train_rows, val_rows = load_rows(task, n_train, n_val, seed)
 
     def encode(rows):
         return [task_inputs(task, r, tokenizer, special, max_len) for r in rows], [float(r["label"]) for r in rows]
@@ -400,34 +361,18 @@ def load_task(task: GlueTask, tokenizer, special: SpecialTokens, max_len: int, n
 
 
 class EpochBatches:
-    """Batch `step` of `epochs` passes over the training set, a pure function of the step. Each
-    epoch is a seeded permutation cut into windows of `window` batches; inside a window the examples
-    are sorted by length, so a batch pads little (short SST-2 phrases no longer pad to the longest
-    sentence), and the epoch's batches are served in a seeded random order."""
+    """Batch `step` of repeated epochs over the training set (`EpochPlan`: length-grouped, a pure
+    function of the step), with or without the auxiliary LM targets."""
 
     def __init__(self, data: TaskData, batch_size: int, seed: int, aux: bool, pad_id: int, window: int = 16):
-        self.data, self.batch_size, self.seed, self.aux, self.pad_id = data, batch_size, seed, aux, pad_id
-        self.span = batch_size * window
-        n = len(data.train_inputs)
-        if n == 0:
+        if not data.train_inputs:
             raise ValueError(f"{data.task.name}: no training examples")
-        self.steps_per_epoch = sum(math.ceil(min(self.span, n - w) / batch_size) for w in range(0, n, self.span))
-        self._plans: dict[int, list[list[int]]] = {}
-
-    def plan(self, epoch: int) -> list[list[int]]:
-        if epoch not in self._plans:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(len(self.data.train_inputs), generator=g).tolist()
-            batches = []
-            for w in range(0, len(perm), self.span):
-                window = sorted(perm[w : w + self.span], key=lambda i: len(self.data.train_inputs[i][0]))
-                batches += [window[b : b + self.batch_size] for b in range(0, len(window), self.batch_size)]
-            self._plans = {epoch: [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]}
-        return self._plans[epoch]
+        self.data, self.aux, self.pad_id = data, aux, pad_id
+        self.plan = EpochPlan([len(x[0]) for x in data.train_inputs], batch_size, seed, window)
+        self.steps_per_epoch = self.plan.steps_per_epoch
 
     def __call__(self, step: int) -> dict:
-        epoch, index = divmod(step, self.steps_per_epoch)
-        picks = self.plan(epoch)[index]
+        picks = self.plan(step)
         out = collate([self.data.train_inputs[i] for i in picks], [self.data.train_labels[i] for i in picks],
                       self.data.task.similarity, self.pad_id)
         if not self.aux:
@@ -468,56 +413,6 @@ def predict(model: GPT1Classifier, data: TaskData, pad_id: int, batch_size: int 
         logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits
         out[idx] = (logits.squeeze(-1) if data.task.similarity else logits.argmax(-1)).float().cpu().numpy()
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Metrics: each task's, and the average over tasks with a bootstrap CI
-
-
-def task_metrics(task: GlueTask, preds: np.ndarray, golds: np.ndarray) -> dict[str, MetricResult]:
-    """The paper's metrics (Table 4/5): accuracy; CoLA Matthews corr.; MRPC F1 and accuracy;
-    STS-B Pearson and Spearman. Predictions pooled over fine-tuning seeds count as more items."""
-    if task.similarity:
-        return {"pearson": pearson(preds, golds), "spearman": spearman(preds, golds)}
-    p, g = preds.astype(int).tolist(), golds.astype(int).tolist()
-    out = {"acc": accuracy([a == b for a, b in zip(p, g)])}
-    if task.score == "mcc":
-        out["mcc"] = matthews_corrcoef(p, g)
-    if task.score == "f1":
-        out["f1"] = f1_binary(p, g)
-    return out
-
-
-def _score_resamples(task: GlueTask, preds: np.ndarray, golds: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    """The task's Table-5 score under bootstrap resamples of its items (harness.metrics' formulas)."""
-    if task.score == "pearson":
-        return _pearson_from_sums(_resampled_sums(_moment_columns(preds, golds), n_resamples, seed))
-    p, g = preds.astype(int).tolist(), golds.astype(int).tolist()
-    if task.score == "mcc":
-        cells, labels = _confusion_cells(p, g)
-        sums = _resampled_group_sums(cells, np.ones(len(cells)), len(labels) ** 2, n_resamples, seed)
-        return _mcc_from_confusion(sums)
-    pa, ga = np.asarray(p) == 1, np.asarray(g) == 1
-    if task.score == "f1":
-        cols = np.stack([pa & ga, pa & ~ga, ~pa & ga], axis=1).astype(float)
-        return _f1_from_counts(_resampled_sums(cols, n_resamples, seed))
-    return _resampled_sums((np.asarray(p) == np.asarray(g)).astype(float), n_resamples, seed)[:, 0] / len(p)
-
-
-def average_score(scored: list[tuple[GlueTask, np.ndarray, np.ndarray, MetricResult]],
-                  n_resamples: int = 1000) -> MetricResult:
-    """Table 5's "Avg": the mean of each task's score (accuracy, MCC, F1, Pearson: all on a
-    fraction scale). CI: every task's validation items resampled independently, the mean of the
-    resampled scores taken per resample (the tasks are independent samples)."""
-    if not scored:
-        raise ValueError("average_score needs at least one task")
-    value = float(np.mean([m.value for *_, m in scored]))
-    samples = np.mean([_score_resamples(t, p, g, n_resamples, seed=i) for i, (t, p, g, _) in enumerate(scored)], axis=0)
-    lo, hi = _percentile_ci(samples)
-    return MetricResult("avg_score", value, sum(m.n for *_, m in scored), lo, hi, {
-        "tasks": [t.name for t, *_ in scored], "scores": {t.name: t.score for t, *_ in scored}, "scale": "fraction",
-        "ci_method": "percentile bootstrap, each task's items resampled independently, scores averaged",
-        "n_resamples": n_resamples})
 
 
 # ----------------------------------------------------------------------------------------------

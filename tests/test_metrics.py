@@ -346,3 +346,37 @@ def test_perplexity_over_seeds_matches_perplexity_for_one_seed_and_checks_shapes
     assert two.value == pytest.approx(math.exp(sum(nll) * 3 / (2 * sum(counts))))
     with pytest.raises(ValueError, match="token counts"):
         M.perplexity_over_seeds([nll], counts[:2])
+
+
+# --------------------------------------------------------------------------------------------
+# A benchmark average (GLUE "Avg")
+
+
+def test_resampled_score_draws_are_the_ones_each_metric_takes_its_ci_from():
+    rng = np.random.default_rng(3)
+    golds = rng.integers(0, 2, 150)
+    preds = np.where(rng.random(150) < 0.75, golds, 1 - golds)
+    x = rng.normal(size=150)
+    y = x + rng.normal(size=150)
+    for score, metric, a, b in [("acc", M.accuracy(preds == golds, seed=5), preds, golds),
+                                ("mcc", M.matthews_corrcoef(preds.tolist(), golds.tolist(), seed=5), preds, golds),
+                                ("f1", M.f1_binary(preds.tolist(), golds.tolist(), seed=5), preds, golds),
+                                ("pearson", M.pearson(x, y, seed=5), x, y)]:
+        lo, hi = np.percentile(M.resampled_score(score, a, b, seed=5), [2.5, 97.5])
+        assert (lo, hi) == pytest.approx((metric.ci_low, metric.ci_high)), score
+    with pytest.raises(ValueError, match="unknown score 'bleu'"):
+        M.resampled_score("bleu", preds, golds)
+
+
+def test_mean_of_scores_is_the_mean_with_a_ci_narrower_than_its_noisiest_part():
+    rng = np.random.default_rng(0)
+    golds = rng.integers(0, 2, 400)
+    preds = np.where(rng.random(400) < 0.8, golds, 1 - golds)
+    parts = [("acc", preds, golds, M.accuracy(preds == golds)),
+             ("mcc", preds, golds, M.matthews_corrcoef(preds.tolist(), golds.tolist()))]
+    avg = M.mean_of_scores(parts, tasks=["a", "b"])
+    assert avg.value == pytest.approx((parts[0][3].value + parts[1][3].value) / 2)
+    assert avg.ci_low < avg.value < avg.ci_high and avg.n == 800 and avg.extra["tasks"] == ["a", "b"]
+    assert avg.ci_high - avg.ci_low < parts[1][3].ci_high - parts[1][3].ci_low  # averaging shrinks the MCC noise
+    with pytest.raises(ValueError, match="at least one task"):
+        M.mean_of_scores([])

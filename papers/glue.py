@@ -1,0 +1,107 @@
+"""GLUE fine-tuning pieces shared by the papers that fine-tune a pre-trained network per task
+(GPT-1, BERT): the tasks the offline mirror has, their dev metrics, the "Avg" column with a
+CI, and an epoch plan of length-grouped batches. How an example becomes tokens (GPT-1's
+traversal-style input, BERT's [CLS] A [SEP] B [SEP]) stays with each paper.
+
+Not registered as a paper: `papers.discover()` imports it and finds nothing to register.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from harness.metrics import MetricResult, accuracy, f1_binary, matthews_corrcoef, mean_of_scores, pearson, spearman
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    name: str
+    fields: tuple[str, ...]  # one sentence, or a pair
+    similarity: bool = False  # STS-B: regression on [0, 5]
+    score: str = "acc"  # the papers' headline metric for the task
+    reported: str = ""  # the task's suffix in reported.yaml ids (e.g. t5_bert-base_sst-2)
+
+    @property
+    def n_labels(self) -> int:
+        return 1 if self.similarity else 2
+
+
+# The papers' metrics: MCC for CoLA, F1 for MRPC, Pearson for STS-B (BERT's Table 1 reports
+# Spearman; both are recorded), accuracy otherwise. QNLI has no training split in the mirror,
+# WNLI's 635 training pairs are adversarial (BERT excluded it): neither is here.
+TASKS = {
+    "cola": GlueTask("cola", ("sentence",), score="mcc", reported="cola"),
+    "sst2": GlueTask("sst2", ("sentence",), score="acc", reported="sst-2"),
+    "mrpc": GlueTask("mrpc", ("sentence1", "sentence2"), score="f1", reported="mrpc"),
+    "stsb": GlueTask("stsb", ("sentence1", "sentence2"), similarity=True, score="pearson", reported="sts-b"),
+    "rte": GlueTask("rte", ("sentence1", "sentence2"), score="acc", reported="rte"),
+}
+
+
+def load_rows(task: GlueTask, n_train: int | None, n_val: int | None, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train rows, dev rows): a seeded subset of `n_train` training examples (None: all), kept in
+    file order, and the first `n_val` dev examples (None: all)."""
+    from repro.data import load
+
+    train, val = load(f"glue/{task.name}", "train"), load(f"glue/{task.name}", "validation")
+    order = np.random.default_rng(seed).permutation(len(train))[: n_train or len(train)]
+    return [train[int(i)] for i in sorted(order)], [val[i] for i in range(min(n_val or len(val), len(val)))]
+
+
+class EpochPlan:
+    """The example indices of batch `step` over repeated epochs, a pure function of the step (so
+    a resumed run sees the same batches). Each epoch is a seeded permutation cut into windows of
+    `window` batches; inside a window examples are sorted by length, so a batch pads little, and
+    the epoch's batches are served in a seeded random order."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 16):
+        if not lengths:
+            raise ValueError("no training examples")
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.span = batch_size * window
+        n = len(lengths)
+        self.steps_per_epoch = sum(math.ceil(min(self.span, n - w) / batch_size) for w in range(0, n, self.span))
+        self._plans: dict[int, list[list[int]]] = {}
+
+    def _plan(self, epoch: int) -> list[list[int]]:
+        if epoch not in self._plans:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            perm = torch.randperm(len(self.lengths), generator=g).tolist()
+            batches = []
+            for w in range(0, len(perm), self.span):
+                window = sorted(perm[w : w + self.span], key=lambda i: self.lengths[i])
+                batches += [window[b : b + self.batch_size] for b in range(0, len(window), self.batch_size)]
+            self._plans = {epoch: [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]}
+        return self._plans[epoch]
+
+    def __call__(self, step: int) -> list[int]:
+        epoch, index = divmod(step, self.steps_per_epoch)
+        return self._plan(epoch)[index]
+
+
+def task_metrics(task: GlueTask, preds: np.ndarray, golds: np.ndarray) -> dict[str, MetricResult]:
+    """The papers' dev metrics: accuracy; CoLA MCC; MRPC F1 and accuracy; STS-B Pearson and
+    Spearman. Predictions pooled over fine-tuning seeds count as more items."""
+    if task.similarity:
+        return {"pearson": pearson(preds, golds), "spearman": spearman(preds, golds)}
+    p, g = np.asarray(preds).astype(int).tolist(), np.asarray(golds).astype(int).tolist()
+    out = {"acc": accuracy([a == b for a, b in zip(p, g)])}
+    if task.score == "mcc":
+        out["mcc"] = matthews_corrcoef(p, g)
+    if task.score == "f1":
+        out["f1"] = f1_binary(p, g)
+    return out
+
+
+def average_score(scored: list[tuple[GlueTask, np.ndarray, np.ndarray, MetricResult]],
+                  n_resamples: int = 1000) -> MetricResult:
+    """GLUE's "Avg": the mean of each task's headline score (accuracy, MCC, F1, Pearson: all on a
+    fraction scale), with a CI from resampling every task's dev items independently."""
+    parts = [(t.score, p if t.similarity else np.asarray(p).astype(int), g if t.similarity else np.asarray(g).astype(int), m)
+             for t, p, g, m in scored]
+    return mean_of_scores(parts, n_resamples=n_resamples, tasks=[t.name for t, *_ in scored],
+                          scores={t.name: t.score for t, *_ in scored}, scale="fraction")
