@@ -131,6 +131,8 @@ def loss_terms(model: nn.Module, batch: dict, label_smoothing: float = 0.0,
     labels = batch.get("labels")
     if labels is not None and labels.dim() >= 2:  # per-token targets
         logits = out.logits.float()
+        if "predict_positions" in batch:  # the model scored only these positions (MLM)
+            labels = labels[batch["predict_positions"]]
         terms["tokens"] = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX,
             label_smoothing=label_smoothing, reduction="sum",

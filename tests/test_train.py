@@ -294,3 +294,25 @@ def test_aux_labels_for_a_model_without_aux_logits_is_a_clear_error():
     batch["aux_labels"] = batch["labels"]
     with pytest.raises(TrainingError, match="aux_logits"):
         loss_terms(tiny_model(), batch)
+
+
+def test_mlm_scored_only_at_the_selected_positions_gives_the_same_logits_and_loss():
+    from repro.model import MaskedLanguageModel
+
+    config = ModelConfig(kind="encoder", vocab_size=50, n_layer=1, d_model=16, n_head=2, d_ff=32, max_seq_len=16,
+                         positions="learned", n_segments=2, activation="gelu", dropout=0.0)
+    torch.manual_seed(0)
+    model = MaskedLanguageModel(config).eval()
+    ids = torch.randint(5, 50, (3, 10))
+    labels = torch.full_like(ids, -100)
+    labels[:, [1, 4, 7]] = ids[:, [1, 4, 7]]
+    batch = {"input_ids": ids, "labels": labels, "next_sentence_label": torch.tensor([0, 1, 0])}
+    full = model(ids)
+    selected = model(ids, predict_positions=labels != -100)
+    assert selected.logits.shape == (9, 50)
+    torch.testing.assert_close(selected.logits, full.logits[labels != -100])
+    everywhere = loss_terms(model, batch)
+    only_selected = loss_terms(model, {**batch, "predict_positions": labels != -100})
+    assert everywhere.keys() == only_selected.keys() == {"tokens", "sequences"}
+    for k in everywhere:
+        torch.testing.assert_close(everywhere[k], only_selected[k])

@@ -166,9 +166,15 @@ class MaskedLanguageModel(nn.Module):
         *,
         token_type_ids=None,
         next_sentence_label=None,
+        predict_positions=None,
     ) -> ModelOutput:
+        """`predict_positions` (bool, like input_ids): score only those positions — BERT's
+        pre-training scores the ~15% selected tokens, and the vocabulary projection at every
+        position would cost more than the encoder of a small model. Logits are then (N, vocab)."""
         hidden = self.body.encode(input_ids, attention_mask, token_type_ids)
-        logits = self.mlm_head(hidden)
+        logits = self.mlm_head(hidden if predict_positions is None else hidden[predict_positions])
+        if predict_positions is not None and labels is not None:
+            labels = labels[predict_positions]
         seq_logits = self.nsp_head(self.pooler(hidden)) if self.nsp_head is not None else None
         loss = None
         if labels is not None:

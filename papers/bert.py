@@ -1,0 +1,694 @@
+"""BERT (Devlin et al. 2019): masked-LM + next-sentence pre-training, GLUE fine-tuning, Tables 5-7.
+
+Recipe, scaled down: a post-LN encoder with learned positions, segment embeddings, GELU and an
+embedding LayerNorm (`repro.model.scaled("bert_base", ...)`), a WordPiece vocabulary trained on the
+pre-training text, pre-trained on books (the BooksCorpus stand-in) plus the mirror's Wikipedia
+articles with MLM (15% of positions; 80% [MASK], 10% random, 10% kept) and NSP (50% IsNext) on
+`[CLS] A [SEP] B [SEP]` pairs built as BERT's `create_pretraining_data.py` does; Adam (beta2 0.999,
+L2 0.01), linear warm-up then linear decay, dropout 0.1. Fine-tuning (§4.1): the pooled [CLS]
+through one new linear layer, every weight trained, 3 epochs at batch 32, the paper's dev
+metrics (MCC for CoLA, F1 for MRPC, Pearson/Spearman for STS-B, accuracy otherwise).
+
+The rows compared, each pre-trained on the same tokens for the same steps:
+- `mlm_nsp` (BERT), `mlm` ("No NSP": B is always the true continuation, no NSP loss), `ltr` ("LTR &
+  No NSP": the same network with a causal mask, trained left to right; it classifies from the last
+  token, as GPT), `scratch` (the `mlm_nsp` architecture, no pre-training) — Table 5;
+- `small` and `large` beside `mlm_nsp` — Table 6's size sweep, with held-out MLM perplexity;
+- `mlm_nsp` snapshots along pre-training, each fine-tuned — Fig. 5 (more steps help);
+- `features`: the frozen `mlm_nsp` encoder's last four layers concatenated per token, read by a
+  trained BiLSTM — Table 7's feature-based approach (on a sentence task: the mirror has no NER).
+
+Deviation: masks are drawn per batch from a step-seeded generator ("dynamic" masking) rather than
+fixed in 10 duplicated copies of the data; the same distribution, without storing the copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.claims import Claim, all_of, approximately_equal, greater, monotone
+from harness.metrics import MetricResult, perplexity
+from papers import Measured, Paper, register
+from papers.glue import TASKS, EpochPlan, GlueTask, average_score, load_rows, task_metrics
+from repro.config import ModelConfig
+from repro.data.objectives import IGNORE_INDEX, mask_tokens_mlm, nsp_pairs
+from repro.model import LanguageModel, MaskedLanguageModel, SequenceClassifier, scaled
+from repro.pipeline import artifact_dir, run_parallel
+from repro.train import Trainer, TrainConfig, atomic_write_text, snapshots
+
+PAIR_TASKS = ("mrpc", "rte", "stsb")  # B-C2: NSP is claimed to help the sentence-pair tasks
+
+
+@dataclass(frozen=True)
+class Size:
+    label: str
+    n_layer: int
+    d_model: int
+    n_head: int
+    reported: str  # the Table 6 row beside it (reported.yaml id stem)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """§4.1 / App. A.3; defaults are the paper's values."""
+
+    lr: float = 2e-5  # best of {5e-5, 4e-5, 3e-5, 2e-5} on dev
+    batch_size: int = 32
+    epochs: int = 3
+    warmup_fraction: float = 0.1  # BERT's run_classifier.py: 10% linear warm-up, then linear decay
+    dropout: float = 0.1
+    weight_decay: float = 0.01
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    sizes: tuple[Size, ...]  # small, base (the BERT row), large
+    vocab_size: int  # BERT: 30,000 WordPiece
+    max_len: int  # pre-training and fine-tuning sequence length (BERT: 128 for 90% of steps, then 512)
+    max_chars: int  # characters of book text pre-trained on (the Wikipedia articles are added whole)
+    steps: int
+    batch_size: int  # BERT: 256 sequences
+    lr: float  # BERT: 1e-4 at 110M parameters
+    warmup_steps: int  # BERT: 10,000 of 1,000,000
+    snapshot_every: int  # Fig. 5: fine-tuned along pre-training
+    finetune_lr: float
+    train_examples: tuple[tuple[str, int | None], ...]  # per task (a seeded subset; None: all)
+    eval_examples: int | None  # dev items per task (None: all)
+    steps_tasks: tuple[str, ...]  # tasks fine-tuned from every snapshot (B-C5)
+    feature_task: str = "sst2"  # B-C6
+    val_sequences: int = 256  # held-out pairs for MLM perplexity
+
+    @property
+    def base(self) -> Size:
+        return self.sizes[1]
+
+    @property
+    def finetune(self) -> FinetuneConfig:
+        return FinetuneConfig(lr=self.finetune_lr)
+
+
+SCALES = {
+    "smoke": ScaleSettings(
+        sizes=(Size("small", 1, 32, 2, "t6_L3H768A12"), Size("base", 1, 48, 2, "t6_L12H768A12"),
+               Size("large", 2, 48, 2, "t6_L24H1024A16")),
+        vocab_size=600, max_len=48, max_chars=200_000, steps=20, batch_size=16, lr=2e-3, warmup_steps=4,
+        snapshot_every=10, finetune_lr=1e-3,
+        train_examples=(("sst2", 48), ("cola", 48), ("mrpc", 32), ("rte", 32), ("stsb", 32)), eval_examples=48,
+        steps_tasks=("sst2",), val_sequences=32,
+    ),
+    "cpu": ScaleSettings(
+        sizes=(Size("small", 1, 128, 4, "t6_L3H768A12"), Size("base", 2, 128, 4, "t6_L12H768A12"),
+               Size("large", 4, 128, 4, "t6_L24H1024A16")),
+        vocab_size=2000, max_len=64, max_chars=6_000_000, steps=500, batch_size=64, lr=1e-3, warmup_steps=25,
+        snapshot_every=125, finetune_lr=1e-4,
+        train_examples=(("sst2", 2000), ("cola", 2000), ("mrpc", 1000), ("rte", 1000), ("stsb", 1000)),
+        eval_examples=None, steps_tasks=("sst2", "mrpc"),
+    ),
+    "gpu": ScaleSettings(
+        sizes=(Size("small", 3, 256, 4, "t6_L3H768A12"), Size("base", 6, 256, 4, "t6_L12H768A12"),
+               Size("large", 6, 512, 8, "t6_L24H1024A16")),
+        vocab_size=16000, max_len=128, max_chars=60_000_000, steps=10000, batch_size=256, lr=5e-4,
+        warmup_steps=500, snapshot_every=2500, finetune_lr=5e-5,
+        train_examples=(("sst2", None), ("cola", None), ("mrpc", None), ("rte", None), ("stsb", None)),
+        eval_examples=None, steps_tasks=("sst2", "mrpc", "rte"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """One pre-training row: which size, which objective."""
+
+    label: str
+    size: Size
+    nsp: bool = True
+    causal: bool = False  # "LTR": a left-to-right LM of the same shape
+    snapshots: bool = False
+
+
+def pretrainings(s: ScaleSettings) -> list[Pretraining]:
+    small, base, large = s.sizes
+    return [Pretraining("mlm_nsp", base, snapshots=True), Pretraining("mlm", base, nsp=False),
+            Pretraining("ltr", base, nsp=False, causal=True), Pretraining("small", small), Pretraining("large", large)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The pre-training corpus: documents as lists of sentences
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z])")
+
+
+_ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Mme|Jr|Sr|Prof|Capt|Col|Gen|Rev)\.$")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Paragraphs (blank-line separated) cut at sentence ends; BERT's input is one sentence per line."""
+    out = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        pieces: list[str] = []
+        for piece in _SENTENCE_END.split(" ".join(paragraph.split())):
+            if pieces and _ABBREVIATION.search(pieces[-1]):  # "Mr. Smith" is one sentence
+                pieces[-1] += " " + piece
+            elif piece:
+                pieces.append(piece)
+        out += pieces
+    return out
+
+
+def documents(split: str, max_chars: int | None) -> list[list[str]]:
+    """Books (one document each, the first `max_chars` characters in all) and, for training, the
+    Wikipedia articles (each line one article): BERT's BooksCorpus + Wikipedia, in miniature."""
+    from repro.data import load
+
+    docs, used = [], 0
+    for record in load("books", split=split):
+        text = record["text"] if max_chars is None else record["text"][: max_chars - used]
+        if text:
+            docs.append(split_sentences(text))
+            used += len(text)
+        if max_chars is not None and used >= max_chars:
+            break
+    if split == "train":
+        docs += [split_sentences(r["text"]) for r in load("wiki_demo", split="train") if r["text"].strip()]
+    else:  # held-out text in runs of 100 sentences: pairs need two documents even without NSP
+        docs = [doc[i : i + 100] for doc in docs for i in range(0, len(doc), 100)]
+    return [d for d in docs if d]
+
+
+@dataclass
+class Corpus:
+    tokenizer: object
+    train: list[list[list[int]]]  # documents -> sentences -> WordPiece ids
+    validation: list[list[list[int]]]
+    n_train_tokens: int
+
+    @property
+    def specials(self) -> dict[str, int]:
+        t = self.tokenizer
+        return {"pad": t.pad_token_id, "cls": t.cls_token_id, "sep": t.sep_token_id, "mask": t.mask_token_id}
+
+
+def load_corpus(s: ScaleSettings) -> Corpus:
+    from repro.tokenizers import train_tokenizer
+
+    train_docs, val_docs = documents("train", s.max_chars), documents("validation", s.max_chars // 10)
+    tok = train_tokenizer("wordpiece", [sentence for doc in train_docs for sentence in doc], s.vocab_size)
+    tok.model_max_length = 10**9  # whole sentences are encoded here; pairs are cut to max_len later
+
+    def encode(docs):
+        flat = [sentence for doc in docs for sentence in doc]
+        ids = tok(flat, add_special_tokens=False)["input_ids"]
+        out, i = [], 0
+        for doc in docs:
+            out.append(ids[i : i + len(doc)])
+            i += len(doc)
+        return out
+
+    train = encode(train_docs)
+    return Corpus(tok, train, encode(val_docs), sum(len(x) for doc in train for x in doc))
+
+
+# ----------------------------------------------------------------------------------------------
+# Pre-training batches: NSP pairs, MLM corruption (or next-token targets for LTR)
+
+
+def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out
+
+
+class PretrainBatches:
+    """Batch `step` of pre-training, a pure function of the step (exact resume). Pairs are built
+    per pass over the corpus with that pass's seed, then shuffled; the MLM mask is drawn per batch."""
+
+    def __init__(self, corpus: Corpus, p: Pretraining, s: ScaleSettings, seed: int):
+        self.corpus, self.p, self.s, self.seed = corpus, p, s, seed
+        self._epoch: tuple[int, list] | None = None
+        self.steps_per_epoch = max(1, len(self.pairs(0)) // s.batch_size)
+
+    def pairs(self, epoch: int) -> list:
+        if self._epoch is None or self._epoch[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            sp = self.corpus.specials
+            pairs = nsp_pairs(self.corpus.train, g, self.s.max_len, sp["cls"], sp["sep"],
+                              nsp_prob=0.5 if self.p.nsp else 0.0)
+            self._epoch = (epoch, [pairs[i] for i in torch.randperm(len(pairs), generator=g).tolist()])
+        return self._epoch[1]
+
+    def __call__(self, step: int) -> dict:
+        epoch, index = divmod(step, self.steps_per_epoch)
+        pairs, b = self.pairs(epoch), self.s.batch_size
+        picks = [pairs[(index * b + i) % len(pairs)] for i in range(b)]
+        return collate_pretraining(picks, self.corpus, self.p, torch.Generator().manual_seed(self.seed * 7919 + step))
+
+
+def collate_pretraining(pairs: list, corpus: Corpus, p: Pretraining, generator: torch.Generator) -> dict:
+    sp = corpus.specials
+    ids = pad([x.input_ids.tolist() for x in pairs], sp["pad"])
+    mask = pad([[1] * len(x.input_ids) for x in pairs], 0)
+    if p.causal:  # left to right: every next token is a target; no segments
+        labels = torch.full_like(ids, IGNORE_INDEX)
+        labels[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE_INDEX)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    inputs, labels = mask_tokens_mlm(ids, vocab_size=len(corpus.tokenizer), mask_id=sp["mask"],
+                                     special_ids=[sp["cls"], sp["sep"]], pad_id=sp["pad"], generator=generator)
+    batch = {"input_ids": inputs, "attention_mask": mask, "labels": labels, "predict_positions": labels != IGNORE_INDEX,
+             "token_type_ids": pad([x.token_type_ids.tolist() for x in pairs], 0)}
+    if p.nsp:  # 0 = IsNext, 1 = NotNext (the transformers convention)
+        batch["next_sentence_label"] = torch.tensor([0 if x.is_next else 1 for x in pairs])
+    return batch
+
+
+# ----------------------------------------------------------------------------------------------
+# Models
+
+
+def model_config(size: Size, s: ScaleSettings, vocab_size: int, causal: bool = False) -> ModelConfig:
+    config = scaled("bert_base", n_layer=size.n_layer, d_model=size.d_model, n_head=size.n_head,
+                    d_ff=4 * size.d_model, vocab_size=vocab_size, max_seq_len=s.max_len)
+    # BERT's N(0, 0.02) is for width 768; std * sqrt(width) is kept so each layer's output scale is
+    # the paper's (GPT-1's module measured 0.02 stalling a 128-wide post-LN model on the unigram plateau).
+    config = config.replace(init_std=0.02 * math.sqrt(768 / size.d_model))
+    return config.replace(kind="decoder", n_segments=0) if causal else config
+
+
+def pretrain_model(p: Pretraining, config: ModelConfig) -> nn.Module:
+    return LanguageModel(config) if p.causal else MaskedLanguageModel(config, nsp=p.nsp)
+
+
+def pretrain_config(p: Pretraining, s: ScaleSettings, seed: int) -> TrainConfig:
+    return TrainConfig(steps=s.steps, batch_size=s.batch_size, lr=s.lr, betas=(0.9, 0.999), eps=1e-6,
+                       weight_decay=0.01, schedule="linear", warmup_steps=s.warmup_steps, grad_clip=1.0,
+                       snapshot_every=s.snapshot_every if p.snapshots else 0, seed=seed, log_every=50, progress=False)
+
+
+def pretrain_dir(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> Path:
+    identity = {"pretraining": dataclasses.asdict(p), "scale": dataclasses.asdict(s),
+                "train": dataclasses.asdict(pretrain_config(p, s, seed)), "vocab": len(corpus.tokenizer),
+                "tokens": corpus.n_train_tokens}
+    return artifact_dir(f"bert_{p.label}_s{seed}", identity)
+
+
+def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> float:
+    """Pre-train one row (a `run_parallel` job); the weights stay in the artifact cache."""
+    out = pretrain_dir(p, s, corpus, seed)
+    done = out / "done.json"
+    if not done.exists():
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        model = pretrain_model(p, model_config(p.size, s, len(corpus.tokenizer), p.causal))
+        Trainer(model, pretrain_config(p, s, seed), PretrainBatches(corpus, p, s, seed), out).fit()
+        atomic_write_text(done, json.dumps({"seconds": time.perf_counter() - t0}))
+    return json.loads(done.read_text())["seconds"]
+
+
+def load_pretrained(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int, path: Path | None = None) -> nn.Module:
+    out = pretrain_dir(p, s, corpus, seed)
+    model = pretrain_model(p, model_config(p.size, s, len(corpus.tokenizer), p.causal))
+    state = torch.load(path or out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"] if "model" in state else state)
+    return model.eval()
+
+
+@torch.no_grad()
+def mlm_perplexity(model: MaskedLanguageModel, corpus: Corpus, s: ScaleSettings) -> MetricResult:
+    """Held-out MLM perplexity (Table 6): NLL of the selected positions of held-out pairs, the
+    same pairs and masks for every model (fixed seeds)."""
+    pairs = nsp_pairs(corpus.validation, torch.Generator().manual_seed(1), s.max_len, corpus.specials["cls"],
+                      corpus.specials["sep"], nsp_prob=0.0)[: s.val_sequences]
+    nll, counts = [], []
+    for i in range(0, len(pairs), 64):
+        batch = collate_pretraining(pairs[i : i + 64], corpus, Pretraining("eval", s.base, nsp=False),
+                                    torch.Generator().manual_seed(2 + i))
+        logits = model(batch["input_ids"], batch["attention_mask"], token_type_ids=batch["token_type_ids"]).logits
+        per_token = nn.functional.cross_entropy(logits.float().transpose(1, 2), batch["labels"], reduction="none",
+                                                ignore_index=IGNORE_INDEX)  # all positions scored: per-row sums
+        nll += per_token.sum(1).tolist()
+        counts += (batch["labels"] != IGNORE_INDEX).sum(1).tolist()
+    return perplexity(nll, counts)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fine-tuning on GLUE
+
+
+@dataclass
+class TaskData:
+    task: GlueTask
+    train: list[tuple[list[int], list[int]]]  # (input ids, segment ids)
+    train_labels: list[float]
+    val: list[tuple[list[int], list[int]]]
+    val_labels: list[float]
+
+
+def load_task(task: GlueTask, tokenizer, max_len: int, n_train: int | None, n_val: int | None) -> TaskData:
+    """[CLS] A [SEP] (B [SEP]) with segment ids, truncated to `max_len` (the longer side first)."""
+    def encode(rows):
+        texts = [[r[f] for f in task.fields] for r in rows]
+        enc = tokenizer(*zip(*texts), truncation=True, max_length=max_len)
+        return list(zip(enc["input_ids"], enc["token_type_ids"])), [float(r["label"]) for r in rows]
+
+    train_rows, val_rows = load_rows(task, n_train, n_val)
+    return TaskData(task, *encode(train_rows), *encode(val_rows))
+
+
+def collate(examples: list[tuple[list[int], list[int]]], labels: list[float], task: GlueTask, pad_id: int,
+            segments: bool) -> dict:
+    batch = {"input_ids": pad([e[0] for e in examples], pad_id),
+             "attention_mask": pad([[1] * len(e[0]) for e in examples], 0),
+             "labels": torch.tensor(labels, dtype=torch.float32 if task.similarity else torch.long)}
+    if segments:
+        batch["token_type_ids"] = pad([e[1] for e in examples], 0)
+    return batch
+
+
+def classifier_from(config: ModelConfig, state: dict | None, task: GlueTask, ft: FinetuneConfig, seed: int) -> SequenceClassifier:
+    """§4.1: the pre-trained network (its pooler too, when NSP trained one) plus a new linear
+    layer; `state` None is the from-scratch row."""
+    torch.manual_seed(seed)
+    model = SequenceClassifier(config.replace(n_labels=task.n_labels, dropout=ft.dropout))
+    if state is not None:
+        own = model.state_dict()
+        kept = {k: v for k, v in state.items() if k in own and not k.startswith("classifier.")}
+        missing = [k for k in own if k.startswith("body.") and k not in kept]
+        if missing:
+            raise ValueError(f"pre-trained weights lack {missing[0]} (and {len(missing) - 1} more)")
+        model.load_state_dict(kept, strict=False)
+    return model
+
+
+def finetune_job(config: ModelConfig, state: dict | None, data: TaskData, ft: FinetuneConfig, seed: int,
+                 pad_id: int) -> np.ndarray:
+    """Fine-tune every weight for `ft.epochs` epochs, return dev predictions (a `run_parallel` job)."""
+    import tempfile
+
+    model = classifier_from(config, state, data.task, ft, seed)
+    segments = config.kind == "encoder"
+    plan = EpochPlan([len(x[0]) for x in data.train], ft.batch_size, seed)
+    steps = ft.epochs * plan.steps_per_epoch
+
+    def batches(step: int) -> dict:
+        picks = plan(step)
+        return collate([data.train[i] for i in picks], [data.train_labels[i] for i in picks], data.task, pad_id, segments)
+
+    cfg = TrainConfig(steps=steps, batch_size=ft.batch_size, lr=ft.lr, betas=(0.9, 0.999), eps=1e-6,
+                      weight_decay=ft.weight_decay, schedule="linear", warmup_steps=max(1, round(ft.warmup_fraction * steps)),
+                      grad_clip=1.0, seed=seed, log_every=steps, progress=False)
+    with tempfile.TemporaryDirectory(prefix="bert-finetune-") as out_dir:
+        Trainer(model, cfg, batches, out_dir).fit()
+    return predict(model.eval(), data, pad_id, segments)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: TaskData, pad_id: int, segments: bool, batch_size: int = 64) -> np.ndarray:
+    order = sorted(range(len(data.val)), key=lambda i: len(data.val[i][0]))
+    out = np.empty(len(order))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = collate([data.val[i] for i in idx], [0.0] * len(idx), data.task, pad_id, segments)
+        batch.pop("labels")
+        logits = model(**batch).logits
+        out[idx] = (logits.squeeze(-1) if data.task.similarity else logits.argmax(-1)).float().numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Feature-based (Table 7): frozen encoder, last four layers concatenated, a BiLSTM on top
+
+
+class FeatureClassifier(nn.Module):
+    """A two-layer BiLSTM over the frozen encoder's features (Table 7 used a 768-wide two-layer
+    BiLSTM before the NER layer), max-pooled over tokens, then a linear layer."""
+
+    def __init__(self, d_in: int, d_hidden: int, n_labels: int):
+        super().__init__()
+        self.lstm = nn.LSTM(d_in, d_hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.classifier = nn.Linear(2 * d_hidden, n_labels)
+
+    def forward(self, features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h, _ = self.lstm(features)
+        h = h.masked_fill(attention_mask.unsqueeze(-1) == 0, float("-inf")).amax(1)
+        return self.classifier(h)
+
+
+@torch.no_grad()
+def layer_features(encoder: MaskedLanguageModel, batch: dict, n_last: int = 4) -> torch.Tensor:
+    """The outputs of the last `n_last` encoder layers, concatenated per token."""
+    outputs = []
+    hooks = [layer.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+             for layer in encoder.body.encoder.layers[-n_last:]]
+    try:
+        encoder(batch["input_ids"], batch["attention_mask"], token_type_ids=batch["token_type_ids"])
+    finally:
+        for h in hooks:
+            h.remove()
+    return torch.cat(outputs, dim=-1)
+
+
+def feature_job(config: ModelConfig, state: dict, data: TaskData, ft: FinetuneConfig, seed: int, pad_id: int,
+                lr: float = 1e-3) -> np.ndarray:
+    """Train the BiLSTM reader on frozen features for `ft.epochs` epochs; dev predictions."""
+    encoder = MaskedLanguageModel(config, nsp="pooler.dense.weight" in state)
+    encoder.load_state_dict(state)
+    encoder.eval()
+    torch.manual_seed(seed)
+    d = config.d_model * min(4, config.n_layer)
+    reader = FeatureClassifier(d, config.d_model, data.task.n_labels)
+    optimizer = torch.optim.Adam(reader.parameters(), lr=lr)
+    plan = EpochPlan([len(x[0]) for x in data.train], ft.batch_size, seed)
+    reader.train()
+    for step in range(ft.epochs * plan.steps_per_epoch):
+        picks = plan(step)
+        batch = collate([data.train[i] for i in picks], [data.train_labels[i] for i in picks], data.task, pad_id, True)
+        logits = reader(layer_features(encoder, batch), batch["attention_mask"])
+        loss = (nn.functional.mse_loss(logits.squeeze(-1), batch["labels"]) if data.task.similarity
+                else nn.functional.cross_entropy(logits, batch["labels"]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    reader.eval()
+    order = sorted(range(len(data.val)), key=lambda i: len(data.val[i][0]))
+    out = np.empty(len(order))
+    with torch.no_grad():
+        for start in range(0, len(order), 64):
+            idx = order[start : start + 64]
+            batch = collate([data.val[i] for i in idx], [0.0] * len(idx), data.task, pad_id, True)
+            logits = reader(layer_features(encoder, batch), batch["attention_mask"])
+            out[idx] = (logits.squeeze(-1) if data.task.similarity else logits.argmax(-1)).numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper
+
+
+# Our rows -> reported.yaml id stems for the dev/test numbers shown beside them
+REPORTED_ROWS = {"mlm_nsp": ("t5_bert-base", "t1_bert-base"), "mlm": ("t5_no_nsp", None),
+                 "ltr": ("t5_ltr_and_no_nsp", None)}
+ROW_NAMES = {"mlm_nsp": "BERT (MLM + NSP)", "mlm": "No NSP", "ltr": "LTR & No NSP", "scratch": "no pre-training",
+             "small": "smaller encoder", "large": "larger encoder", "features": "feature-based (frozen, BiLSTM)"}
+
+
+@register
+class BERT(Paper):
+    name = "bert"
+    reported_key = "bert_devlin2019"
+    citation = "Devlin et al. 2019, BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding"
+    default_seeds = {"smoke": [0], "cpu": [0], "gpu": [0, 1, 2]}  # cpu: 37 fine-tunings per seed
+
+    def __init__(self, scale: str = "smoke"):
+        self._scale = scale
+
+    def claims(self) -> list[Claim]:
+        s = SCALES[self._scale]
+        sizes = [size.label if size is not s.base else "mlm_nsp" for size in s.sizes]
+        steps = [f"step{k}/steps_avg" for k in range(s.snapshot_every, s.steps, s.snapshot_every)] + ["mlm_nsp/steps_avg"]
+        return [
+            Claim("B-PRE", "Pre-training then fine-tuning beats the same encoder trained from scratch (GLUE average)",
+                  "Table 1 / §5", self.name, greater("mlm_nsp/avg", "scratch/avg")),
+            Claim("B-C1", "A bidirectional MLM beats a left-to-right LM of the same size on the same data",
+                  "Table 5", self.name, greater("mlm/avg", "ltr/avg")),
+            Claim("B-C2", "Dropping NSP hurts the sentence-pair tasks", "Table 5", self.name,
+                  greater("mlm_nsp/pair_avg", "mlm/pair_avg")),
+            Claim("B-C4", "Larger encoders reach lower MLM perplexity and do better even on a small task (MRPC)",
+                  "Table 6", self.name,
+                  all_of(monotone([f"{k}/mlm_perplexity" for k in sizes], "decreasing"),
+                         monotone([f"{k}/mrpc/acc" for k in sizes], "increasing"))),
+            Claim("B-C5", "More pre-training steps give better fine-tuned scores", "Fig. 5", self.name,
+                  monotone(steps, "increasing")),
+            Claim("B-C6", f"A feature-based reader of the frozen encoder is close to fine-tuning (within 3 points on {s.feature_task})",
+                  "Table 7", self.name,
+                  approximately_equal(f"features/{s.feature_task}/{TASKS[s.feature_task].score}",
+                                      f"mlm_nsp/{s.feature_task}/{TASKS[s.feature_task].score}", 0.03)),
+        ]
+
+    def measure(self, scale: str, seeds: list[int]) -> Measured:
+        self._scale = scale
+        s = SCALES[scale]
+        ft = s.finetune
+        corpus = load_corpus(s)
+        pad_id = corpus.specials["pad"]
+        rows = pretrainings(s)
+
+        # 1. Pre-training: every row in parallel processes, cached
+        # longest first, so the two processes finish together: LTR scores every position, "large" is deepest
+        by_cost = sorted(rows, key=lambda p: (not p.causal, -p.size.n_layer * p.size.d_model**2))
+        seconds = dict(zip([p.label for p in by_cost],
+                           run_parallel(pretrain_job, [(p, s, corpus, seeds[0]) for p in by_cost], desc="bert: pre-training")))
+        models = {p.label: load_pretrained(p, s, corpus, seeds[0]) for p in rows}
+        metrics: dict[str, MetricResult] = {}
+        for p in rows:
+            m = models[p.label]
+            metrics[f"{p.label}/params"] = MetricResult.exact("params", sum(x.numel() for x in m.body.parameters()))
+            if not p.causal:
+                metrics[f"{p.label}/mlm_perplexity"] = mlm_perplexity(m, corpus, s)
+                if p.size.reported and p.label in ("small", "mlm_nsp", "large"):
+                    metrics[f"{p.label}/mlm_perplexity"].extra["reported_id"] = f"{p.size.reported}_mlm_ppl"
+
+        # 2. Fine-tuning: every row x task x seed, the snapshots on their tasks, the feature-based reader
+        n_train = dict(s.train_examples)
+        data = {t: load_task(TASKS[t], corpus.tokenizer, s.max_len, n_train[t], s.eval_examples) for t in TASKS}
+        base_config = models["mlm_nsp"].config
+        sources = {label: (m.config, m.state_dict()) for label, m in models.items()}
+        sources["scratch"] = (base_config, None)
+        plan = [(label, t) for label in ("mlm_nsp", "mlm", "ltr", "scratch", "small", "large") for t in TASKS]
+        snapshot_paths = snapshots(pretrain_dir(rows[0], s, corpus, seeds[0]))[:-1]  # the last one is the final model
+        for step, path in snapshot_paths:
+            sources[f"step{step}"] = (base_config, load_pretrained(rows[0], s, corpus, seeds[0], path).state_dict())
+            plan += [(f"step{step}", t) for t in s.steps_tasks]
+        jobs = [(finetune_job, (*sources[label], data[t], ft, seed, pad_id)) for label, t in plan for seed in seeds]
+        jobs += [(feature_job, (*sources["mlm_nsp"], data[s.feature_task], ft, seed, pad_id)) for seed in seeds]
+        predicted = iter(run_parallel(call, jobs, desc="bert: fine-tuning"))
+        preds = {(label, t): np.concatenate([next(predicted) for _ in seeds]) for label, t in plan}
+        preds["features", s.feature_task] = np.concatenate([next(predicted) for _ in seeds])
+
+        # 3. Scores: each task's metrics, averages with CIs
+        scored: dict[str, list] = {}
+        for (label, t), p in preds.items():
+            task = TASKS[t]
+            golds = np.tile(np.asarray(data[t].val_labels), len(seeds))
+            for name, m in task_metrics(task, p, golds).items():
+                m.extra["n_seeds"] = len(seeds)
+                reported = self.reported_id(label, task, name)
+                if reported:
+                    m.extra["reported_id"] = reported
+                metrics[f"{label}/{t}/{name}"] = m
+            scored.setdefault(label, []).append((task, p, golds, metrics[f"{label}/{t}/{task.score}"]))
+        for label, parts in scored.items():
+            if len(parts) == len(TASKS):
+                metrics[f"{label}/avg"] = average_score(parts)
+                metrics[f"{label}/pair_avg"] = average_score([x for x in parts if x[0].name in PAIR_TASKS])
+            if label.startswith("step") or label == "mlm_nsp":
+                metrics[f"{label}/steps_avg"] = average_score([x for x in parts if x[0].name in s.steps_tasks])
+        for t in PAIR_TASKS:  # B-C2 per task, as the issue asks: the NSP effect on each pair task
+            score = TASKS[t].score
+            metrics[f"nsp_effect/{t}/{score}"] = MetricResult(
+                f"{score}_difference", metrics[f"mlm_nsp/{t}/{score}"].value - metrics[f"mlm/{t}/{score}"].value,
+                metrics[f"mlm/{t}/{score}"].n, None, None, {"of": f"mlm_nsp/{t}/{score} - mlm/{t}/{score}"})
+
+        figure = self.figure(scale, s, metrics)
+        configs = {"pretraining": {p.label: {**dataclasses.asdict(p), "train": dataclasses.asdict(pretrain_config(p, s, seeds[0]))}
+                                   for p in rows},
+                   "model": dataclasses.asdict(base_config), "finetune": dataclasses.asdict(ft),
+                   "train_examples": n_train, "eval_examples": s.eval_examples, "seeds": seeds}
+        notes = [
+            f"Pre-training corpus: {len(corpus.train):,} documents (books + Wikipedia articles), {corpus.n_train_tokens:,} "
+            f"WordPiece tokens, vocabulary {len(corpus.tokenizer):,}; {s.steps} steps x {s.batch_size} pairs of at most "
+            f"{s.max_len} tokens, seed {seeds[0]}. Pre-training wall time (s, per row; cached rows keep their time): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + ".",
+            f"Fine-tuning: {ft.epochs} epochs, batch {ft.batch_size}, lr {ft.lr:g}, seeds {seeds} pooled (each dev item "
+            f"counted once per seed); training examples per task {n_train}. Dev sets are GLUE's; the paper's Table 1 is "
+            "GLUE test and its Table 5/6 dev, at 110M-340M parameters — ours are in the paper's units (x100 in the table) "
+            "but about the direction of each effect, not its size.",
+            "B-C2's per-task effect of NSP (mlm_nsp - mlm) is recorded as nsp_effect/<task>/<score>; QNLI, the task the "
+            "paper saw move most, has no training split in the mirror.",
+            f"B-C6 on {s.feature_task}: the paper's feature-based comparison is NER (Table 7); the mirror has no NER data.",
+        ]
+        return Measured(metrics, configs, [str(figure)], notes, {"GLUE dev at this scale (ours x100; paper in parentheses)": self.glue_table(metrics)})
+
+    @staticmethod
+    def reported_id(label: str, task: GlueTask, name: str) -> str | None:
+        """The paper's number for this row / task / metric, when it has one (Table 5 dev first,
+        Table 1 test for BERT-base otherwise; Table 6 for the size rows on SST-2 and MRPC accuracy)."""
+        table5, table1 = REPORTED_ROWS.get(label, (None, None))
+        if table5 and task.name in ("mrpc", "sst2") and name == task.score:
+            return f"{table5}_{task.reported}"
+        if table1 and name == ("spearman" if task.similarity else task.score):
+            return f"{table1}_{task.reported}"
+        sizes = {size.label: size for size in SCALES["cpu"].sizes}
+        if label in ("small", "large") and task.name in ("mrpc", "sst2") and name == "acc":
+            return f"{sizes[label].reported}_{task.name}"
+        return None
+
+    @staticmethod
+    def glue_table(metrics: dict[str, MetricResult]) -> list[dict[str, str]]:
+        from harness.claims import load_reported
+
+        reported = {r["id"]: r["value"] for r in load_reported("bert_devlin2019")}
+        table = []
+        for label, name in ROW_NAMES.items():
+            row = {"row": name}
+            for t, task in TASKS.items():
+                m = metrics.get(f"{label}/{t}/{task.score}")
+                if m is None:
+                    row[f"{t} ({task.score})"] = "–"
+                    continue
+                cell = f"{100 * m.value:.1f}"
+                paper = reported.get(m.extra.get("reported_id", ""))
+                row[f"{t} ({task.score})"] = cell + (f" ({paper})" if paper is not None else "")
+            avg = metrics.get(f"{label}/avg")
+            row["avg"] = f"{100 * avg.value:.1f}" if avg else "–"
+            table.append(row)
+        return table
+
+    def figure(self, scale: str, s: ScaleSettings, metrics: dict) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        labels = [k for k in ("mlm_nsp", "mlm", "ltr", "scratch", "small", "large") if f"{k}/avg" in metrics]
+        ms = [metrics[f"{k}/avg"] for k in labels]
+        axes[0].barh([ROW_NAMES[k] for k in labels], [100 * m.value for m in ms],
+                     xerr=[[100 * (m.value - m.ci_low) for m in ms], [100 * (m.ci_high - m.value) for m in ms]], capsize=3)
+        axes[0].invert_yaxis()
+        axes[0].set_title("GLUE dev average (Table 5 rows), 95% CI")
+        sizes = [k if k != "base" else "mlm_nsp" for k in (size.label for size in s.sizes)]
+        params = [metrics[f"{k}/params"].value for k in sizes]
+        for key, label in (("mlm_perplexity", "held-out MLM perplexity"),):
+            ys = [metrics[f"{k}/{key}"] for k in sizes]
+            axes[1].errorbar(params, [m.value for m in ys], yerr=[[m.value - m.ci_low for m in ys], [m.ci_high - m.value for m in ys]],
+                             marker="o", capsize=3, label=label)
+        axes[1].set_xscale("log")
+        axes[1].set_xlabel("encoder parameters")
+        axes[1].set_title("Table 6: size sweep")
+        axes[1].legend()
+        steps = sorted(int(k.split("/")[0][4:]) for k in metrics if k.startswith("step") and k.endswith("/steps_avg"))
+        xs = steps + [s.steps]
+        ys = [metrics[f"step{k}/steps_avg"] for k in steps] + [metrics["mlm_nsp/steps_avg"]]
+        axes[2].errorbar(xs, [100 * m.value for m in ys], yerr=[[100 * (m.value - m.ci_low) for m in ys],
+                                                               [100 * (m.ci_high - m.value) for m in ys]], marker="o", capsize=3)
+        axes[2].set_xlabel("pre-training steps")
+        axes[2].set_title(f"Fig. 5: fine-tuned along pre-training ({', '.join(s.steps_tasks)})")
+        fig.suptitle(f"BERT ({scale} scale)")
+        fig.tight_layout()
+        return self.save_figure(fig, f"{scale}_bert.png")
+
+
+def call(fn, args: tuple):
+    """`run_parallel` takes one function; the fine-tuning plan mixes two kinds of job."""
+    return fn(*args)

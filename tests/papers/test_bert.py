@@ -1,0 +1,104 @@
+"""BERT at the smoke scale end to end (results file shape, a computed verdict for every claim,
+the GLUE table and figure), and the recipe's pieces on their own."""
+
+import numpy as np
+import pytest
+import torch
+
+import papers
+from harness.claims import STATUSES
+from harness.results import read_run
+from harness.runner import run_paper
+from papers.bert import (
+    SCALES,
+    Corpus,
+    Pretraining,
+    TaskData,
+    classifier_from,
+    collate_pretraining,
+    model_config,
+    pretrain_config,
+    split_sentences,
+)
+from papers.glue import TASKS
+from repro.data.objectives import IGNORE_INDEX, NspExample
+from repro.model import MaskedLanguageModel
+
+
+@pytest.mark.bert
+def test_bert_smoke_run_records_metrics_verdicts_and_the_glue_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
+    record = read_run(run_paper(papers.get_paper("bert"), "smoke", root=tmp_path, quiet=True))
+    for label in ("mlm_nsp", "mlm", "ltr", "scratch", "small", "large"):
+        avg = record.metrics[f"{label}/avg"]
+        assert avg["n"] > 0 and avg["ci_low"] <= avg["value"] <= avg["ci_high"], label
+        for t, task in TASKS.items():
+            assert f"{label}/{t}/{task.score}" in record.metrics
+    for label in ("mlm_nsp", "mlm", "small", "large"):
+        assert record.metrics[f"{label}/mlm_perplexity"]["value"] > 1
+    assert "features/sst2/acc" in record.metrics and "step10/steps_avg" in record.metrics
+    assert record.metrics["mlm_nsp/sst2/acc"]["extra"]["reported_id"] == "t5_bert-base_sst-2"
+    assert {c["id"] for c in record.claims} == {"B-PRE", "B-C1", "B-C2", "B-C4", "B-C5", "B-C6"}
+    assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
+    table = next(iter(record.extra["tables"].values()))
+    assert [row["row"] for row in table][0] == "BERT (MLM + NSP)" and "(92.7)" in table[0]["sst2 (acc)"]
+    assert (tmp_path / "figures" / "smoke_bert.png").exists()
+
+
+def test_recipe_is_the_papers():
+    s = SCALES["cpu"]
+    cfg = pretrain_config(Pretraining("mlm_nsp", s.base), s, seed=0)
+    assert cfg.betas == (0.9, 0.999) and cfg.weight_decay == 0.01 and cfg.schedule == "linear"
+    config = model_config(s.base, s, 1000)
+    assert config.kind == "encoder" and config.norm_placement == "post" and config.activation == "gelu"
+    assert config.positions == "learned" and config.n_segments == 2 and config.embedding_norm
+    ltr = model_config(s.base, s, 1000, causal=True)
+    assert ltr.kind == "decoder" and ltr.n_layer == config.n_layer and ltr.d_model == config.d_model
+
+
+def test_sentences_are_split_at_sentence_ends_within_paragraphs():
+    text = "It was late. \"Go home,\" she said.\nHe went!\n\nA new paragraph? Yes.  Mr. Smith agreed"
+    assert split_sentences(text) == ["It was late.", "\"Go home,\" she said.", "He went!", "A new paragraph?",
+                                     "Yes.", "Mr. Smith agreed"]
+
+
+class _Tok:
+    def __len__(self):
+        return 50
+
+
+def _corpus() -> Corpus:
+    tok = _Tok()
+    tok.pad_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id = 0, 2, 3, 4
+    return Corpus(tok, [], [], 0)
+
+
+def test_pretraining_batches_mask_15_percent_never_specials_and_carry_nsp_labels():
+    corpus = _corpus()
+    ids = [2, *range(10, 30), 3, *range(30, 45), 3]
+    pair = NspExample(torch.tensor(ids), torch.tensor([0] * 22 + [1] * 16), False)
+    s = SCALES["smoke"]
+    batch = collate_pretraining([pair] * 8, corpus, Pretraining("x", s.base), torch.Generator().manual_seed(0))
+    selected = batch["labels"] != IGNORE_INDEX
+    assert (selected.sum(1) == round(0.15 * 35)).all()  # 35 maskable tokens per row
+    assert not selected[:, [0, 21, 37]].any()  # [CLS] and both [SEP]s are never targets
+    assert batch["next_sentence_label"].tolist() == [1] * 8 and batch["token_type_ids"][0, 22] == 1
+    ltr = collate_pretraining([pair], corpus, Pretraining("x", s.base, nsp=False, causal=True), torch.Generator())
+    assert ltr["labels"][0, :-1].tolist() == ids[1:] and "token_type_ids" not in ltr
+
+
+def test_fine_tuning_starts_from_the_pretrained_encoder_and_pooler():
+    s = SCALES["smoke"]
+    config = model_config(s.base, s, 60)
+    torch.manual_seed(0)
+    pretrained = MaskedLanguageModel(config)
+    from papers.bert import FinetuneConfig
+
+    model = classifier_from(config, pretrained.state_dict(), TASKS["mrpc"], FinetuneConfig(), seed=1)
+    for name, weight in pretrained.state_dict().items():
+        if name.startswith(("body.", "pooler.")):
+            assert torch.equal(model.state_dict()[name], weight), name
+    scratch = classifier_from(config, None, TASKS["mrpc"], FinetuneConfig(), seed=1)
+    assert not torch.equal(scratch.state_dict()["body.tok_embed.weight"], pretrained.state_dict()["body.tok_embed.weight"])
+    with pytest.raises(ValueError, match="pre-trained weights lack"):
+        classifier_from(config, {"pooler.dense.weight": torch.zeros(48, 48)}, TASKS["mrpc"], FinetuneConfig(), seed=1)
