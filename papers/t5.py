@@ -1,0 +1,648 @@
+"""T5 (Raffel et al. 2020): one encoder-decoder, every task as text to text; the study's ablations.
+
+Recipe, scaled down:
+
+1. A Unigram (SentencePiece-style) vocabulary with T5's sentinels `<extra_id_i>`, trained on the
+   pre-training text: Project Gutenberg `books` (an equal share of every book) plus the 300-document
+   C4 sample `c4_demo` (the full C4 is not mirrored).
+2. Pre-training of T5's architecture (`scaled("t5_small")`: pre-RMSNorm without bias, relative
+   position buckets shared across layers, ReLU FFN, tied embeddings, no dropout) with Adafactor and
+   the inverse-square-root schedule 1/sqrt(max(n, warm-up)) (§3.1.2), once per `Pretraining`
+   variant: span corruption (15%, mean span 3; the baseline), Table 4's BERT-style denoising,
+   prefix LM and deshuffling, Tables 6-7's 50% corruption and mean span 10, Table 9's repeated
+   small data sets, and Table 2's decoder-only LM (same layers per stack, so the same FLOPs per
+   token and half the parameters) on the same denoising data. Every variant sees the same number
+   of steps and raw-text windows (T5 compares objectives at equal steps, too).
+3. Multi-task text-to-text fine-tuning of every pre-trained model, and of a randomly initialised
+   one ("no pre-training", Table 1), on one mixture with T5's task prefixes (Appendix D): SST-2,
+   CoLA, MRPC, STS-B (the score rounded to 0.2, written as "3.4"), RTE, Multi30k en->de
+   ("translate English to German: ") and XSum ("summarize: "), sampled examples-proportionally with
+   a cap (§3.5.2). Label words are the task registry's verbalisers (repro.data.tasks).
+4. Greedy decoding (T5's baseline experiments, §3.1.4). GLUE dev scores per task and their average
+   with a bootstrap CI, sacreBLEU on test_2016_flickr, ROUGE on a held-out part of the XSum sample.
+
+Every independent training run goes through `run_parallel` and caches its model in the artifact
+store; fine-tuning jobs also cache their decoded predictions, so a repeated run only scores them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.claims import Claim, all_of, greater, monotone
+from harness.metrics import MetricResult, bleu, rouge
+from papers import Measured, Paper, register
+from repro.data import load
+from repro.data.objectives import (
+    IGNORE_INDEX,
+    bert_style_denoising,
+    deshuffle,
+    prefix_lm,
+    seq2seq_pairs,
+    span_corruption,
+)
+from repro.data.tasks import Mixture, Task, get_task
+from repro.generate import GenerationConfig, generate
+from repro.model import LanguageModel, scaled
+from repro.pipeline import artifact_dir, run_parallel
+from repro.tokenizers import sentinel_ids, train_tokenizer
+from repro.train import Trainer, TrainConfig, atomic_write_text
+
+from papers.glue import TASKS as GLUE_TASKS
+from papers.glue import average_score, task_metrics
+
+GLUE = ("sst2", "cola", "mrpc", "stsb", "rte")  # the GLUE tasks the mirror holds with a train split
+TRANSLATION, SUMMARIZATION = "multi30k_en_de", "xsum"
+# T5's text-to-text prefixes (Appendix D): the task name, then each field as "name: text"
+PREFIX_FIELDS = {"sst2": ("sentence",), "cola": ("sentence",), "mrpc": ("sentence1", "sentence2"),
+                 "stsb": ("sentence1", "sentence2"), "rte": ("sentence1", "sentence2")}
+STSB_STEP = 0.2  # §2.4: STS-B scores rounded to the nearest 0.2 and written as a literal number
+
+
+# ----------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """One pre-training run: the objective and its knobs, the architecture, the data budget."""
+
+    label: str
+    objective: str = "span_corruption"  # span_corruption | bert_style | prefix_lm | deshuffle
+    noise_density: float = 0.15  # §3.3.4: 15% of tokens corrupted
+    mean_span_length: float = 3.0  # §3.3.4: mean corrupted span length 3
+    kind: str = "encoder-decoder"  # "decoder": Table 2's decoder-only LM, fed inputs then targets
+    repeats: int = 1  # Table 9: the data is a 1/repeats slice of the corpus, seen `repeats` times
+    reported: str = ""  # reported.yaml id of this row's GLUE average
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """§3.1.3: Adafactor, constant learning rate 0.001, dropout 0.1; greedy decoding."""
+
+    lr: float = 1e-3
+    dropout: float = 0.1
+    batch_size: int = 128  # sequences (T5: 128 x 512 tokens)
+    steps: int = 2**18
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    # model (t5_small: 6 + 6 layers, d_model 512, d_ff 2048, 8 heads; vocabulary 32k)
+    n_layer: int
+    d_model: int
+    n_head: int
+    d_ff: int
+    vocab_size: int  # sentinels included
+    n_sentinels: int  # T5: 100; enough for the most spans a window gets at 50% corruption
+    # pre-training (T5: 2^19 steps x 128 sequences x 512 tokens, lr 0.01 for 10^4 steps then 1/sqrt(n))
+    book_chars: int  # characters of `books` (an equal share of each book)
+    c4_chars: int | None  # characters of c4_demo (None: all 737k)
+    window: int  # raw tokens per pre-training example, before corruption (T5: 512)
+    pretrain_steps: int
+    pretrain_batch: int
+    warmup_steps: int  # the constant-lr phase of 1/sqrt(max(n, warmup)) (T5: 10^4 of 2^19 steps)
+    repeats: tuple[int, ...]  # Table 9's repetition levels (T5: 64 .. 4,096)
+    # fine-tuning (T5: 2^18 steps, batch 128 x 512, constant lr 0.001)
+    finetune_steps: int
+    finetune_batch: int
+    finetune_lr: float
+    mixing_cap: int  # examples-proportional mixing, rate ∝ min(n, cap) (§3.5.2)
+    max_source: int  # tokens; XSum documents are cut here
+    max_target: int
+    # evaluation
+    glue_eval: int | None  # validation items per GLUE task (None: all)
+    translation_eval: int  # test_2016_flickr sentences
+    xsum_eval: int  # XSum documents held out for ROUGE; the rest of the 1k sample is fine-tuning data
+    n_samples: int = 4  # decoded samples per generation task in the report
+
+    @property
+    def pretrain_tokens(self) -> int:
+        return self.pretrain_steps * self.pretrain_batch * self.window
+
+    @property
+    def finetune(self) -> FinetuneConfig:
+        return FinetuneConfig(lr=self.finetune_lr, batch_size=self.finetune_batch, steps=self.finetune_steps)
+
+
+SCALES = {
+    "smoke": ScaleSettings(
+        n_layer=1, d_model=32, n_head=2, d_ff=64, vocab_size=600, n_sentinels=16, book_chars=100_000, c4_chars=60_000,
+        window=32, pretrain_steps=30, pretrain_batch=16, warmup_steps=10, repeats=(16, 64),
+        finetune_steps=30, finetune_batch=16, finetune_lr=3e-3, mixing_cap=3000, max_source=64, max_target=24,
+        glue_eval=24, translation_eval=16, xsum_eval=8, n_samples=2,
+    ),
+    "cpu": ScaleSettings(
+        # sized from timing probes on one core: pre-training 0.43-0.50 s/step (decoder-only 0.40),
+        # fine-tuning 0.36 s/step (decoder-only 0.66): 9 pre-trainings + 10 fine-tunings ~ 1,600 core-s
+        n_layer=2, d_model=64, n_head=4, d_ff=256, vocab_size=2000, n_sentinels=32, book_chars=3_000_000, c4_chars=None,
+        window=128, pretrain_steps=200, pretrain_batch=32, warmup_steps=40, repeats=(256,),
+        finetune_steps=200, finetune_batch=32, finetune_lr=1e-2, mixing_cap=3000, max_source=128, max_target=40,
+        glue_eval=400, translation_eval=300, xsum_eval=150,
+    ),
+    "gpu": ScaleSettings(
+        n_layer=6, d_model=512, n_head=8, d_ff=2048, vocab_size=16000, n_sentinels=100, book_chars=40_000_000, c4_chars=None,
+        window=256, pretrain_steps=8000, pretrain_batch=128, warmup_steps=1000, repeats=(64, 1024),
+        finetune_steps=3000, finetune_batch=128, finetune_lr=1e-3, mixing_cap=20_000, max_source=256, max_target=64,
+        glue_eval=None, translation_eval=1000, xsum_eval=200,
+    ),
+}
+
+# Table 9's rows by number of repeats -> reported.yaml ids
+REPEAT_IDS = {64: "table9_data_2e29_tokens_64_reps", 256: "table9_data_2e27_256_reps",
+              1024: "table9_data_2e25_1024_reps", 4096: "table9_data_2e23_4096_reps"}
+NO_PRETRAINING = "no_pretraining"
+
+
+def pretrainings(s: ScaleSettings) -> list[Pretraining]:
+    return [
+        Pretraining("span", reported="table1_baseline_glue"),  # the baseline
+        Pretraining("bert_style", "bert_style", reported="table4_BERTstyle_objective_glue"),
+        Pretraining("prefix_lm", "prefix_lm", reported="table4_prefix_LM_objective_glue"),
+        Pretraining("deshuffle", "deshuffle", reported="table4_deshuffling_objective_glue"),
+        Pretraining("corrupt50", noise_density=0.5, reported="table6_corrupt_50pct"),
+        Pretraining("span10", mean_span_length=10.0, reported="table7_span_10"),
+        *[Pretraining(f"repeat{r}", repeats=r, reported=REPEAT_IDS.get(r, "")) for r in s.repeats],
+        Pretraining("decoder_only", kind="decoder", reported="t2_decoderonly_LM_denoising"),
+    ]
+
+
+def finetuned_labels(s: ScaleSettings) -> list[str]:
+    return [p.label for p in pretrainings(s)] + [NO_PRETRAINING]
+
+
+# ----------------------------------------------------------------------------------------------
+# Text to text: the registry's records in T5's input format
+
+
+def stsb_target(score: float) -> str:
+    """§2.4: "we round the scores to the nearest increment of 0.2 and convert the result to a
+    literal string" (2.57 -> "2.6")."""
+    return f"{round(score / STSB_STEP) * STSB_STEP:.1f}"
+
+
+def parse_score(text: str) -> float:
+    """A decoded STS-B answer as a number; anything else counts as -1 (T5's string_to_float default),
+    so an unreadable answer is scored, badly, rather than dropped."""
+    try:
+        return float(text.strip())
+    except ValueError:
+        return -1.0
+
+
+def text_pair(task: Task, record: dict) -> tuple[str, str]:
+    """(input, target) of one record in T5's text-to-text format (Appendix D)."""
+    if task.name in PREFIX_FIELDS:
+        source = task.name + " " + " ".join(f"{f}: {record[f]}" for f in PREFIX_FIELDS[task.name])
+        target = stsb_target(record["score"]) if task.name == "stsb" else record["choices"][record["label"]]
+    elif task.name == TRANSLATION:
+        source, target = task.template("t5_prefix").render(record), record["target"]
+    else:
+        source, target = "summarize: " + record["document"], record["target"]
+    return one_line(source), one_line(target)
+
+
+def finetune_tasks(s: ScaleSettings) -> list[Task]:
+    """The registry's tasks; XSum re-split, since the mirror holds only its 1,000-document test
+    sample: the first `xsum_eval` documents are scored, the rest are fine-tuning data."""
+    xsum = dataclasses.replace(get_task("xsum"), name=SUMMARIZATION, eval_split=f"test[:{s.xsum_eval}]",
+                               exemplar_split=f"test[{s.xsum_eval}:]")
+    return [get_task(t) for t in GLUE] + [get_task(TRANSLATION), xsum]
+
+
+@dataclass
+class Corpus:
+    """Everything the runs need, as picklable data: the tokenizer, the pre-training tokens, the
+    fine-tuning mixture (token ids) and the evaluation items (token ids and texts)."""
+
+    tokenizer: object
+    pretrain_ids: torch.Tensor
+    finetune: list[tuple[list[int], list[int]]]
+    eval_sources: dict[str, list[list[int]]]
+    eval_items: dict[str, list[dict]]  # per task: {"target": text, "label"/"score": gold}
+    mixture_rates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sentinels(self) -> list[int]:
+        return sentinel_ids(self.tokenizer)
+
+
+def one_line(text: str) -> str:
+    """Whitespace runs (newlines included) as one space: SentencePiece sees words, not layout, and
+    our Unigram vocabulary has no newline piece (it would be <unk>)."""
+    return " ".join(text.split())
+
+
+def pretraining_text(s: ScaleSettings) -> list[str]:
+    """`books` (an equal share of each book, so no single author dominates) + `c4_demo`."""
+    books = load("books", split="train")
+    share = s.book_chars // len(books)
+    docs = [one_line(text[:share]) for text in books["text"]]
+    c4 = "\n".join(load("c4_demo", split="train")["text"])[: s.c4_chars]
+    return docs + [one_line(doc) for doc in c4.split("\n") if doc.strip()]
+
+
+def load_corpus(s: ScaleSettings) -> Corpus:
+    docs = pretraining_text(s)
+    tok = train_tokenizer("unigram", docs, s.vocab_size, n_sentinels=s.n_sentinels)
+    tok.model_max_length = 10**9  # whole documents are encoded, then windowed
+    ids = [i for doc in tok(docs, add_special_tokens=False)["input_ids"] for i in (*doc, tok.eos_token_id)]
+
+    def encode(texts: list[str], limit: int) -> list[list[int]]:
+        return [x[:limit] for x in tok(texts, add_special_tokens=False)["input_ids"]]
+
+    tasks = finetune_tasks(s)
+    mixture = Mixture("t5_glue_ende_xsum", tasks, cap=s.mixing_cap)
+    pairs = [text_pair(task, r) for task, r in mixture.sample(s.finetune_steps * s.finetune_batch, seed=0)]
+    finetune = list(zip(encode([p[0] for p in pairs], s.max_source), encode([p[1] for p in pairs], s.max_target)))
+    limits = {**{t: s.glue_eval for t in GLUE}, TRANSLATION: s.translation_eval, SUMMARIZATION: s.xsum_eval}
+    eval_sources, eval_items = {}, {}
+    for task in tasks:
+        records = list(task.examples(limit=limits[task.name]))
+        eval_sources[task.name] = encode([text_pair(task, r)[0] for r in records], s.max_source)
+        eval_items[task.name] = [{"source": r["input"], "target": text_pair(task, r)[1],
+                                  **({"label": r["label"]} if "label" in r else {}),
+                                  **({"score": r["score"]} if "score" in r else {})} for r in records]
+    return Corpus(tok, torch.tensor(ids, dtype=torch.long), finetune, eval_sources, eval_items, mixture.mixing_rates())
+
+
+# ----------------------------------------------------------------------------------------------
+# Pre-training batches: a raw window per example, corrupted by the variant's objective
+
+
+def corrupt(p: Pretraining, tokens: torch.Tensor, corpus: Corpus, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) of one window, eos-terminated, by the objectives of repro.data.objectives."""
+    tok = corpus.tokenizer
+    eos = tok.eos_token_id
+    if p.objective == "span_corruption":
+        return span_corruption(tokens, generator=g, noise_density=p.noise_density,
+                               mean_span_length=p.mean_span_length, sentinel_ids=corpus.sentinels, eos_id=eos)
+    if p.objective == "bert_style":  # T5 masks with <extra_id_0>; random tokens skip pad/eos/unk
+        return bert_style_denoising(tokens, generator=g, mask_id=corpus.sentinels[0], vocab_size=len(tok),
+                                    noise_density=p.noise_density, eos_id=eos,
+                                    special_ids=(tok.pad_token_id, eos, tok.unk_token_id, *corpus.sentinels))
+    if p.objective == "prefix_lm":
+        return prefix_lm(tokens, generator=g, eos_id=eos)
+    if p.objective == "deshuffle":
+        return deshuffle(tokens, generator=g, eos_id=eos)
+    raise ValueError(f"unknown objective {p.objective!r}")
+
+
+def seq2seq_batch(pairs: list[tuple[list[int], list[int]]], corpus: Corpus, kind: str) -> dict:
+    """An encoder-decoder batch (T5: the decoder starts from pad), or for a decoder-only model the
+    input and target concatenated, the loss on the target only (Table 2's LM rows)."""
+    tok = corpus.tokenizer
+    if kind == "encoder-decoder":
+        return seq2seq_pairs([a for a, _ in pairs], [b for _, b in pairs], pad_id=tok.pad_token_id, max_len=10**6,
+                             eos_id=tok.eos_token_id)
+    seqs = [(with_eos(a, tok.eos_token_id), with_eos(b, tok.eos_token_id)) for a, b in pairs]
+    T = max(len(a) + len(b) for a, b in seqs) - 1
+    ids = torch.full((len(seqs), T), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(seqs), T), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for row, (a, b) in enumerate(seqs):
+        full = torch.tensor(a + b)
+        ids[row, : len(full) - 1], mask[row, : len(full) - 1] = full[:-1], 1
+        labels[row, len(a) - 1 : len(full) - 1] = full[len(a) :]
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def with_eos(ids, eos: int) -> list[int]:
+    ids = [int(i) for i in ids]
+    return ids if ids and ids[-1] == eos else ids + [eos]
+
+
+def pretraining_batches(p: Pretraining, corpus: Corpus, s: ScaleSettings, seed: int):
+    """Batch `step`: random windows of the corpus (of its first 1/repeats for Table 9), each
+    corrupted with a generator seeded by (seed, step, row): a pure function of the step."""
+    unique = max(s.pretrain_tokens // p.repeats, s.window + 1) if p.repeats > 1 else len(corpus.pretrain_ids)
+    ids = corpus.pretrain_ids[:unique]
+
+    def batch(step: int) -> dict:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        starts = torch.randint(0, len(ids) - s.window + 1, (s.pretrain_batch,), generator=g).tolist()
+        pairs = []
+        for row, start in enumerate(starts):
+            row_g = torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + row)
+            a, b = corrupt(p, ids[start : start + s.window], corpus, row_g)
+            pairs.append((a.tolist(), b.tolist()))
+        return seq2seq_batch(pairs, corpus, p.kind)
+
+    return batch
+
+
+# ----------------------------------------------------------------------------------------------
+# Models and training (cached in the artifact store)
+
+
+def model_config(s: ScaleSettings, vocab_size: int, kind: str = "encoder-decoder", dropout: float = 0.0):
+    # T5.1.1 pre-trains without dropout (the v1.0 baseline used 0.1); we see each token ~once
+    # init std d_model^-0.5: Mesh TF T5 initialises the matrices reading d_model with fan-in
+    # variance 1/d_model (the engine has one std for all); GPT's 0.02 starves a narrow model
+    config = scaled("t5_small", n_layer=s.n_layer, d_model=s.d_model, n_head=s.n_head, d_ff=s.d_ff,
+                    vocab_size=vocab_size, dropout=dropout, init_std=s.d_model**-0.5)
+    # Table 2's decoder-only LM: one stack of n_layer blocks, P parameters and the same FLOPs per
+    # token as the encoder-decoder's two stacks of n_layer (2P), each token passing n_layer blocks
+    return config.replace(kind="decoder") if kind == "decoder" else config
+
+
+def pretrain_config(s: ScaleSettings, seed: int) -> TrainConfig:
+    # §3.1.2: Adafactor, lr 1/sqrt(max(n, 10^4)) -> 0.01 for the first 10^4 steps, then 1/sqrt(n);
+    # our warm-up is a share of our steps (T5: 10^4 of 2^19), the shape is the paper's.
+    return TrainConfig(steps=s.pretrain_steps, batch_size=s.pretrain_batch, optimizer="adafactor",
+                       lr=0.01,
+                       schedule="rsqrt_constant_warmup", warmup_steps=s.warmup_steps, weight_decay=0.0,
+                       grad_clip=0.0, seed=seed, log_every=max(1, s.pretrain_steps // 4), progress=False)
+
+
+def finetune_config(s: ScaleSettings, seed: int) -> TrainConfig:
+    # §3.1.3: constant lr. T5's 0.001 is for 2^18 steps; in our few hundred steps a model at 3e-3
+    # still answered "yes" to every task (cpu scale, measured), so the scale settings raise it,
+    # for every variant alike, the randomly initialised one included.
+    ft = s.finetune
+    return TrainConfig(steps=ft.steps, batch_size=ft.batch_size, optimizer="adafactor", lr=ft.lr,
+                       schedule="constant", warmup_steps=0, weight_decay=0.0, grad_clip=0.0, seed=seed,
+                       log_every=max(1, ft.steps // 4), progress=False)
+
+
+def pretrain_dir(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> Path:
+    identity = {"pretraining": dataclasses.asdict(p), "scale": dataclasses.asdict(s),
+                "train": dataclasses.asdict(pretrain_config(s, seed)), "vocab": len(corpus.tokenizer),
+                "tokens": len(corpus.pretrain_ids)}
+    return artifact_dir(f"t5_pretrain_{p.label}_s{seed}", identity)
+
+
+def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> float:
+    """One pre-training run in a worker (`run_parallel`); leaves `model.pt` in the cache."""
+    out = pretrain_dir(p, s, corpus, seed)
+    done = out / "done.json"
+    if not done.exists():
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        model = LanguageModel(model_config(s, len(corpus.tokenizer), p.kind))
+        history = Trainer(model, pretrain_config(s, seed), pretraining_batches(p, corpus, s, seed), out).fit()
+        torch.save(model.state_dict(), out / "model.pt")
+        atomic_write_text(done, json.dumps({"seconds": time.perf_counter() - t0,
+                                            "final_loss": history[-1].get("loss") if history else None}))
+    return json.loads(done.read_text())["seconds"]
+
+
+def finetune_dir(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> Path:
+    p = next((p for p in pretrainings(s) if p.label == label), None)
+    identity = {"pretrained": pretrain_dir(p, s, corpus, seed).name if p else None, "scale": dataclasses.asdict(s),
+                "train": dataclasses.asdict(finetune_config(s, seed)), "n_examples": len(corpus.finetune),
+                "eval": {t: len(v) for t, v in corpus.eval_sources.items()}}
+    return artifact_dir(f"t5_finetune_{label}_s{seed}", identity)
+
+
+def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dict:
+    """Fine-tune one model on the mixture and decode every evaluation item (a `run_parallel` job);
+    the model and its predictions are cached, the predictions returned."""
+    out = finetune_dir(label, s, corpus, seed)
+    done = out / "predictions.json"
+    if not done.exists():
+        p = next((p for p in pretrainings(s) if p.label == label), None)
+        kind = p.kind if p else "encoder-decoder"
+        torch.manual_seed(seed)
+        model = LanguageModel(model_config(s, len(corpus.tokenizer), kind, dropout=s.finetune.dropout))
+        if p is not None:  # "no pre-training" starts from the random initialisation
+            model.load_state_dict(torch.load(pretrain_dir(p, s, corpus, seed) / "model.pt", weights_only=True))
+        t0 = time.perf_counter()
+        Trainer(model, finetune_config(s, seed), finetuning_batches(corpus, s, kind), out).fit()
+        seconds = time.perf_counter() - t0
+        predictions = {task: decode(model.eval(), corpus, sources, max_new_tokens(task, s))
+                       for task, sources in corpus.eval_sources.items()}
+        atomic_write_text(done, json.dumps({"seconds": seconds, "predictions": predictions}))
+    return json.loads(done.read_text())
+
+
+def finetuning_batches(corpus: Corpus, s: ScaleSettings, kind: str):
+    """The mixture's examples in their sampled order, `finetune_batch` per step (one pass)."""
+    b = s.finetune_batch
+
+    def batch(step: int) -> dict:
+        return seq2seq_batch(corpus.finetune[step * b : (step + 1) * b], corpus, kind)
+
+    return batch
+
+
+def max_new_tokens(task: str, s: ScaleSettings) -> int:
+    return 8 if task in GLUE else s.max_target
+
+
+@torch.no_grad()
+def decode(model: LanguageModel, corpus: Corpus, sources: list[list[int]], max_new: int, batch_size: int = 64) -> list[str]:
+    """Greedy decoding (§3.1.4), shortest sources first; decoder-only prompts are left padded."""
+    tok = corpus.tokenizer
+    pad, eos = tok.pad_token_id, tok.eos_token_id
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    out: dict[int, str] = {}
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        seqs = [with_eos(sources[r], eos) for r in rows]
+        T = max(map(len, seqs))
+        ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        left = model.config.kind == "decoder"
+        for i, seq in enumerate(seqs):
+            span = slice(T - len(seq), T) if left else slice(0, len(seq))
+            ids[i, span], mask[i, span] = torch.tensor(seq), 1
+        config = GenerationConfig(method="greedy", max_new_tokens=max_new, eos_id=eos, pad_id=pad)
+        for r, row in zip(rows, generate(model, ids, mask, config).tolist()):
+            out[r] = tok.decode(row, skip_special_tokens=True).strip()
+    return [out[i] for i in range(len(sources))]
+
+
+# ----------------------------------------------------------------------------------------------
+# Scores
+
+
+def glue_scores(task: str, predictions: list[str], items: list[dict]) -> tuple[dict[str, MetricResult], tuple]:
+    """The task's metrics from decoded text; a classification answer that is no label word counts
+    as wrong (label -1), as in T5. Also returns the (task, preds, golds, score) `average_score` takes."""
+    glue_task = GLUE_TASKS[task]
+    if glue_task.similarity:
+        preds = np.array([parse_score(t) for t in predictions])
+        golds = np.array([it["score"] for it in items])
+    else:
+        words = get_task(task).pool("validation")[0]["choices"]
+        preds = np.array([words.index(t) if t in words else -1 for t in predictions], dtype=float)
+        golds = np.array([it["label"] for it in items], dtype=float)
+    metrics = task_metrics(glue_task, preds, golds)
+    return metrics, (glue_task, preds, golds, metrics[glue_task.score])
+
+
+def score_variant(label: str, predictions: dict[str, list[str]], corpus: Corpus) -> dict[str, MetricResult]:
+    metrics: dict[str, MetricResult] = {}
+    parts = []
+    for task in GLUE:
+        task_m, part = glue_scores(task, predictions[task], corpus.eval_items[task])
+        metrics.update({f"{label}/glue/{task}/{name}": m for name, m in task_m.items()})
+        parts.append(part)
+    metrics[f"{label}/glue/avg"] = average_score(parts)
+    refs = [it["target"] for it in corpus.eval_items[TRANSLATION]]
+    metrics[f"{label}/ende/bleu"] = bleu(predictions[TRANSLATION], refs)
+    summaries = rouge(predictions[SUMMARIZATION], [it["target"] for it in corpus.eval_items[SUMMARIZATION]])
+    metrics.update({f"{label}/xsum/{name}": m for name, m in summaries.items()})
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper
+
+
+def _avg(label: str) -> str:
+    return f"{label}/glue/avg"
+
+
+@register
+class T5(Paper):
+    name = "t5"
+    reported_key = "t5_raffel2020"
+    citation = "Raffel et al. 2020, Exploring the Limits of Transfer Learning with a Unified Text-to-Text Transformer"
+    default_seeds = {"smoke": [0], "cpu": [0], "gpu": [0]}
+
+    def __init__(self, scale: str = "smoke"):
+        self._scale = scale
+
+    def claims(self) -> list[Claim]:
+        repeats = [_avg("span")] + [_avg(f"repeat{r}") for r in SCALES[self._scale].repeats]
+        return [
+            Claim("T5-C1", "Pre-training + fine-tuning beats the same model trained from scratch (GLUE average)",
+                  "Table 1", self.name, greater(_avg("span"), _avg(NO_PRETRAINING)), {"glue": (83.28, 66.22)}),
+            Claim("T5-C2", "Denoising (BERT-style) beats the prefix-LM and the deshuffling objectives (GLUE average)",
+                  "Table 4", self.name,
+                  all_of(greater(_avg("bert_style"), _avg("prefix_lm")), greater(_avg("bert_style"), _avg("deshuffle"))),
+                  {"glue": {"bert_style": 82.96, "prefix_lm": 80.69, "deshuffle": 73.17}}),
+            Claim("T5-C3", "An encoder-decoder with denoising beats a decoder-only LM at equal FLOPs per token",
+                  "Table 2", self.name, greater(_avg("span"), _avg("decoder_only")), {"glue": (83.28, 74.70)}),
+            Claim("T5-C4", "15% corruption beats 50%, and mean span 3 beats mean span 10 (GLUE average)",
+                  "Tables 6-7", self.name,
+                  all_of(greater(_avg("span"), _avg("corrupt50")), greater(_avg("span"), _avg("span10"))),
+                  {"glue": {"15%": 83.28, "50%": 81.27, "span 3": 83.49, "span 10": 82.85}}),
+            Claim("T5-C5", "Repeating a small pre-training set more times degrades downstream quality (GLUE average)",
+                  "Table 9", self.name, monotone(repeats, "decreasing", steps="means"),
+                  {"glue": {"full C4": 83.28, **{f"{r} repeats": v for r, v in
+                                                   ((64, 82.87), (256, 82.62), (1024, 79.55), (4096, 76.34))}}}),
+        ]
+
+    def measure(self, scale: str, seeds: list[int]) -> Measured:
+        s = SCALES[scale]
+        self._scale = scale
+        seed = seeds[0]
+        corpus = load_corpus(s)
+        runs = pretrainings(s)
+        pre_seconds = run_parallel(pretrain_job, [(p, s, corpus, seed) for p in runs], desc="t5: pre-training")
+        labels = finetuned_labels(s)
+        done = run_parallel(finetune_job, [(label, s, corpus, seed) for label in labels], desc="t5: fine-tuning")
+        metrics: dict[str, MetricResult] = {}
+        for label, result in zip(labels, done):
+            metrics.update(score_variant(label, result["predictions"], corpus))
+        for p in runs:
+            if p.reported:
+                metrics[_avg(p.label)].extra["reported_id"] = p.reported
+        metrics[_avg(NO_PRETRAINING)].extra["reported_id"] = "table1_no_pretraining_glue"
+        for kind in ("encoder-decoder", "decoder"):
+            n = sum(t.numel() for t in LanguageModel(model_config(s, len(corpus.tokenizer), kind)).parameters())
+            metrics[f"params/{kind}"] = MetricResult.exact("params", n)
+        seconds = {p.label: t for p, t in zip(runs, pre_seconds)}
+        seconds.update({f"ft:{label}": r["seconds"] for label, r in zip(labels, done)})
+        configs = {"scale": dataclasses.asdict(s), "pretrainings": [dataclasses.asdict(p) for p in runs],
+                   "pretrain": dataclasses.asdict(pretrain_config(s, seed)),
+                   "finetune": dataclasses.asdict(finetune_config(s, seed)),
+                   "mixture_rates": corpus.mixture_rates, "vocab": len(corpus.tokenizer), "seeds": seeds}
+        figure = self.figure(scale, labels, metrics)
+        return Measured(metrics, configs, [str(figure)], self.notes(s, corpus, metrics, seconds),
+                        {"GLUE dev per task (measured, x100; avg = mean of the five task scores)": self.table(labels, metrics),
+                         "Decoded samples (baseline: span corruption)": self.samples(s, corpus, done[0]["predictions"])})
+
+    # -- report ----------------------------------------------------------------------------------
+    @staticmethod
+    def table(labels: list[str], metrics: dict) -> list[dict[str, str]]:
+        rows = []
+        for label in labels:
+            row = {"model": label, "GLUE avg": f"{100 * metrics[_avg(label)].value:.1f}"}
+            for t in GLUE:
+                m = metrics[f"{label}/glue/{t}/{GLUE_TASKS[t].score}"]
+                row[f"{t} ({GLUE_TASKS[t].score})"] = "–" if m.value is None or math.isnan(m.value) else f"{100 * m.value:.1f}"
+            row["en-de BLEU"] = f"{metrics[f'{label}/ende/bleu'].value:.2f}"
+            row["XSum R-L"] = f"{metrics[f'{label}/xsum/rougeL'].value:.2f}"
+            rows.append(row)
+        return rows
+
+    @staticmethod
+    def samples(s: ScaleSettings, corpus: Corpus, predictions: dict[str, list[str]]) -> list[dict[str, str]]:
+        rows = []
+        for task in ("sst2", "stsb", TRANSLATION, SUMMARIZATION):
+            for item, pred in list(zip(corpus.eval_items[task], predictions[task]))[: s.n_samples]:
+                rows.append({"task": task, "input": item["source"][:200], "reference": item["target"][:200],
+                             "ours": pred[:200]})
+        return rows
+
+    @staticmethod
+    def notes(s: ScaleSettings, corpus: Corpus, metrics: dict, seconds: dict) -> list[str]:
+        n_ed, n_dec = int(metrics["params/encoder-decoder"].value), int(metrics["params/decoder"].value)
+        return [
+            f"Pre-training data: {len(corpus.pretrain_ids):,} Unigram tokens from `books` ({s.book_chars:,} characters, "
+            f"an equal share of each Gutenberg book) and {'all' if s.c4_chars is None else f'{s.c4_chars:,} characters of'} "
+            f"the 300-document `c4_demo` sample (the full C4 is not mirrored); "
+            f"vocabulary {len(corpus.tokenizer):,} with {s.n_sentinels} sentinels. Every pre-training run: "
+            f"{s.pretrain_steps} steps x {s.pretrain_batch} windows of {s.window} tokens = {s.pretrain_tokens:,} raw "
+            f"tokens (T5: 2^35), Adafactor, lr 0.01 for {s.warmup_steps} steps then 1/sqrt(n), no dropout.",
+            f"Models: T5 encoder-decoder {s.n_layer}+{s.n_layer} layers x {s.d_model} ({n_ed:,} parameters); the "
+            f"decoder-only LM has {s.n_layer} layers ({n_dec:,}): the same FLOPs per token (Table 2's 'P, M'), fed "
+            "the denoising input then its target, loss on the target.",
+            f"Fine-tuning: one multi-task run per model, {s.finetune_steps} steps x {s.finetune_batch} examples of a "
+            "mixture sampled examples-proportionally (cap "
+            f"{s.mixing_cap:,}; rates " + ", ".join(f"{t} {r:.2f}" for t, r in corpus.mixture_rates.items())
+            + f"), Adafactor at a constant {s.finetune_lr:g} (T5: 0.001 over 2^18 steps; ours are few hundred), "
+            "dropout 0.1. T5 fine-tunes each task separately and picks the best checkpoint; we take the last.",
+            f"Evaluation: greedy decoding; GLUE validation (first {s.glue_eval or 'all'} items per task; an answer that "
+            "is not a label word is wrong); sacreBLEU on the first "
+            f"{s.translation_eval} test_2016_flickr sentences; ROUGE (rouge-score, stemmed) on the first {s.xsum_eval} "
+            f"documents of the mirror's 1,000-document XSum test sample, whose other {1000 - s.xsum_eval} are the "
+            f"XSum fine-tuning data. Inputs cut at {s.max_source} tokens, targets at {s.max_target}.",
+            "GLUE here is 5 tasks (SST-2, CoLA, MRPC, STS-B, RTE; the mirror lacks MNLI/QQP/QNLI train), label words "
+            "from the task registry (e.g. CoLA 'no'/'yes' instead of T5's 'unacceptable'/'acceptable'). The average "
+            "is on a fraction scale; the paper's are x100 on the full GLUE: compare directions, not levels.",
+            f"T5-C5: the repeated variants draw windows from the first pre_tokens/repeats tokens ({', '.join(str(r) for r in s.repeats)} "
+            "repeats) of the same corpus. T5-C6 (4x compute: bigger model vs longer training vs ensembles) is not "
+            "run: it needs four times the baseline's budget per arm.",
+            "One seed; the CIs resample evaluation items, not training runs, so they understate run-to-run noise.",
+            "Training seconds (cached runs keep their original time): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + ".",
+        ]
+
+    def figure(self, scale: str, labels: list[str], metrics: dict) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for ax, key, title, factor in ((axes[0], "glue/avg", "GLUE dev average (x100)", 100),
+                                       (axes[1], "ende/bleu", "Multi30k en-de BLEU", 1),
+                                       (axes[2], "xsum/rougeL", "XSum ROUGE-L", 1)):
+            ms = [metrics[f"{label}/{key}"] for label in labels]
+            values = [factor * (m.value if m.value is not None and not math.isnan(m.value) else 0.0) for m in ms]
+            errors = [[factor * max(0.0, (m.value - m.ci_low)) if m.has_ci else 0.0 for m in ms],
+                      [factor * max(0.0, (m.ci_high - m.value)) if m.has_ci else 0.0 for m in ms]]
+            ax.barh(range(len(ms)), values, xerr=errors, capsize=3,
+                    color=["#dd8452" if label == NO_PRETRAINING else "#4c72b0" for label in labels])
+            ax.set_yticks(range(len(ms)), labels, fontsize=8)
+            ax.invert_yaxis()
+            ax.set_title(title, fontsize=10)
+        fig.suptitle(f"T5 pre-training ablations, multi-task fine-tuned ({scale} scale), 95% CI", fontsize=11)
+        fig.tight_layout()
+        return self.save_figure(fig, f"{scale}_t5_ablations.png")
+
+
+__all__ = ["T5", "SCALES", "Pretraining", "pretrainings", "stsb_target", "text_pair"]

@@ -1,0 +1,110 @@
+"""T5 at the smoke scale end to end (the results file's shape, a computed verdict for every claim,
+the figure), and the recipe's pieces on their own: the optimiser and schedule, the span-corruption
+settings, T5's text-to-text formats and the STS-B rounding."""
+
+import math
+
+import pytest
+import torch
+
+import papers
+from harness.claims import STATUSES
+from harness.results import read_run
+from harness.runner import run_paper
+from papers.t5 import (
+    NO_PRETRAINING,
+    SCALES,
+    FinetuneConfig,
+    Pretraining,
+    finetune_config,
+    finetuned_labels,
+    model_config,
+    pretrain_config,
+    pretrainings,
+    seq2seq_batch,
+    stsb_target,
+    text_pair,
+)
+from repro.data.tasks import get_task
+from repro.train import lr_multiplier
+
+
+@pytest.mark.t5
+def test_t5_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
+    record = read_run(run_paper(papers.get_paper("t5"), "smoke", root=tmp_path, quiet=True))
+    for label in finetuned_labels(SCALES["smoke"]):
+        for key in ("glue/sst2/acc", "glue/cola/mcc", "glue/mrpc/f1", "glue/rte/acc", "ende/bleu", "xsum/rougeL"):
+            m = record.metrics[f"{label}/{key}"]
+            assert m["n"] > 0 and m["ci_low"] <= m["value"] <= m["ci_high"], (label, key)
+        assert f"{label}/glue/avg" in record.metrics and f"{label}/glue/stsb/pearson" in record.metrics
+    assert record.metrics["span/glue/avg"]["extra"]["reported_id"] == "table1_baseline_glue"
+    assert {c["id"] for c in record.claims} == {"T5-C1", "T5-C2", "T5-C3", "T5-C4", "T5-C5"}
+    assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
+    assert record.extra["tables"]["Decoded samples (baseline: span corruption)"]
+    assert (tmp_path / "figures" / "smoke_t5_ablations.png").exists()
+
+
+def test_pretraining_recipe_is_the_papers():
+    cfg = pretrain_config(SCALES["cpu"], seed=0)
+    assert cfg.optimizer == "adafactor" and cfg.schedule == "rsqrt_constant_warmup" and cfg.lr == 0.01
+    assert cfg.weight_decay == 0.0 and cfg.grad_clip == 0.0
+    # 1/sqrt(max(n, warm-up)): constant over the warm-up, then the inverse square root
+    w = cfg.warmup_steps
+    assert cfg.lr * lr_multiplier(0, cfg) == pytest.approx(0.01)
+    assert cfg.lr * lr_multiplier(4 * w - 1, cfg) == pytest.approx(0.005)
+    baseline = Pretraining("span")
+    assert (baseline.objective, baseline.noise_density, baseline.mean_span_length) == ("span_corruption", 0.15, 3.0)
+    assert FinetuneConfig().lr == 1e-3 and finetune_config(SCALES["cpu"], 0).schedule == "constant"
+
+
+def test_architecture_is_t5s():
+    s = SCALES["cpu"]
+    config = model_config(s, vocab_size=500)
+    assert config.kind == "encoder-decoder" and config.norm == "rmsnorm" and config.norm_placement == "pre"
+    assert config.positions == "t5_relative" and config.activation == "relu" and not config.bias
+    assert config.dropout == 0.0  # pre-training; fine-tuning adds 0.1
+    decoder = model_config(s, vocab_size=500, kind="decoder")
+    assert decoder.kind == "decoder" and decoder.n_layer == config.n_layer  # same FLOPs per token
+
+
+def test_variants_cover_the_claims():
+    labels = {p.label: p for p in pretrainings(SCALES["cpu"])}
+    assert {"span", "bert_style", "prefix_lm", "deshuffle", "corrupt50", "span10", "decoder_only"} <= set(labels)
+    assert labels["corrupt50"].noise_density == 0.5 and labels["span10"].mean_span_length == 10.0
+    assert all(labels[f"repeat{r}"].repeats == r for r in SCALES["cpu"].repeats)
+    assert NO_PRETRAINING in finetuned_labels(SCALES["cpu"])
+
+
+@pytest.mark.parametrize("score,text", [(2.57, "2.6"), (3.4, "3.4"), (0.0, "0.0"), (4.91, "5.0"), (1.1, "1.2")])
+def test_stsb_target_rounds_to_two_tenths(score, text):
+    assert stsb_target(score) == text
+    assert math.isclose(float(text) * 5, round(float(text) * 5))
+
+
+def test_text_to_text_formats():
+    sst2 = get_task("sst2")
+    record = sst2.pool("validation")[0]
+    source, target = text_pair(sst2, record)
+    assert source.startswith("sst2 sentence: ") and target == record["choices"][record["label"]]
+    stsb = get_task("stsb")
+    record = stsb.pool("validation")[0]
+    source, target = text_pair(stsb, record)
+    assert source.startswith("stsb sentence1: ") and " sentence2: " in source and target == stsb_target(record["score"])
+    source, _ = text_pair(get_task("multi30k_en_de"), get_task("multi30k_en_de").pool("validation")[0])
+    assert source.startswith("translate English to German: ") and "\n" not in source
+
+
+def test_decoder_only_batch_trains_on_the_target_only():
+    class Tok:
+        pad_token_id, eos_token_id = 0, 1
+
+    class Corpus:
+        tokenizer = Tok()
+
+    batch = seq2seq_batch([([5, 6, 7], [8, 9])], Corpus(), "decoder")
+    # sequence 5 6 7 </s> 8 9 </s>: the input predicts 8 from </s>, then 9, then </s>
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 1, 8, 9]]
+    assert batch["labels"].tolist() == [[-100, -100, -100, 8, 9, 1]]
+    enc_dec = seq2seq_batch([([5, 6, 7], [8, 9])], Corpus(), "encoder-decoder")
+    assert enc_dec["decoder_input_ids"].tolist() == [[0, 8, 9]] and torch.equal(enc_dec["labels"], torch.tensor([[8, 9, 1]]))
