@@ -25,10 +25,8 @@ fixed in 10 duplicated copies of the data; the same distribution, without storin
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +41,8 @@ from papers.glue import TASKS, EpochPlan, GlueTask, average_score, load_rows, ta
 from repro.config import ModelConfig
 from repro.data.objectives import IGNORE_INDEX, mask_tokens_mlm, nsp_pairs
 from repro.model import LanguageModel, MaskedLanguageModel, SequenceClassifier, scaled
-from repro.pipeline import artifact_dir, run_parallel
-from repro.train import Trainer, TrainConfig, atomic_write_text, snapshots
+from repro.pipeline import artifact_dir, run_parallel, train_once
+from repro.train import Trainer, TrainConfig, snapshots
 
 PAIR_TASKS = ("mrpc", "rte", "stsb")  # B-C2: NSP is claimed to help the sentence-pair tasks
 
@@ -305,14 +303,13 @@ def pretrain_dir(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) ->
 def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> float:
     """Pre-train one row (a `run_parallel` job); the weights stay in the artifact cache."""
     out = pretrain_dir(p, s, corpus, seed)
-    done = out / "done.json"
-    if not done.exists():
-        t0 = time.perf_counter()
+
+    def train() -> None:
         torch.manual_seed(seed)
         model = pretrain_model(p, model_config(p.size, s, len(corpus.tokenizer), p.causal))
         Trainer(model, pretrain_config(p, s, seed), PretrainBatches(corpus, p, s, seed), out).fit()
-        atomic_write_text(done, json.dumps({"seconds": time.perf_counter() - t0}))
-    return json.loads(done.read_text())["seconds"]
+
+    return train_once(out, train)["seconds"]
 
 
 def load_pretrained(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int, path: Path | None = None) -> nn.Module:

@@ -52,9 +52,9 @@ from repro.data.objectives import (
 from repro.data.tasks import Mixture, Task, get_task
 from repro.generate import GenerationConfig, generate
 from repro.model import LanguageModel, scaled
-from repro.pipeline import artifact_dir, run_parallel
+from repro.pipeline import artifact_dir, run_parallel, train_once
 from repro.tokenizers import sentinel_ids, train_tokenizer
-from repro.train import Trainer, TrainConfig, atomic_write_text
+from repro.train import Trainer, TrainConfig, atomic_save, atomic_write_text
 
 from papers.glue import TASKS as GLUE_TASKS
 from papers.glue import average_score, task_metrics
@@ -383,16 +383,15 @@ def pretrain_dir(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) ->
 def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> float:
     """One pre-training run in a worker (`run_parallel`); leaves `model.pt` in the cache."""
     out = pretrain_dir(p, s, corpus, seed)
-    done = out / "done.json"
-    if not done.exists():
-        t0 = time.perf_counter()
+
+    def train() -> dict:
         torch.manual_seed(seed)
         model = LanguageModel(model_config(s, len(corpus.tokenizer), p.kind))
         history = Trainer(model, pretrain_config(s, seed), pretraining_batches(p, corpus, s, seed), out).fit()
-        torch.save(model.state_dict(), out / "model.pt")
-        atomic_write_text(done, json.dumps({"seconds": time.perf_counter() - t0,
-                                            "final_loss": history[-1].get("loss") if history else None}))
-    return json.loads(done.read_text())["seconds"]
+        atomic_save(model.state_dict(), out / "model.pt")
+        return {"final_loss": history[-1].get("loss") if history else None}
+
+    return train_once(out, train)["seconds"]
 
 
 def finetune_dir(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +34,9 @@ from repro.data.objectives import seq2seq_pairs
 from repro.generate import GenerationConfig, generate
 from repro.model import build_model, scaled
 from repro.model.recurrent import RecurrentConfig, build_recurrent
-from repro.pipeline import artifact_dir, run_parallel
+from repro.pipeline import artifact_dir, run_parallel, train_once
 from repro.tokenizers import train_tokenizer
-from repro.train import Trainer, TrainConfig, atomic_save, atomic_write_text, average_snapshots, snapshots
+from repro.train import Trainer, TrainConfig, atomic_save, average_snapshots, snapshots
 
 SOURCE, TARGET = "en", "de"
 TEST_SPLIT = "test_2016_flickr"
@@ -201,15 +200,15 @@ def train_variant(variant: Variant, s: ScaleSettings, corpus: Corpus, seed: int)
     out = artifact_dir(f"transformer_{variant.label}_s{seed}", identity)
     torch.manual_seed(seed)
     model, last = model_for(variant, s, len(corpus.tokenizer)), model_for(variant, s, len(corpus.tokenizer))
-    done = out / "done.json"
-    if not done.exists():
-        t0 = time.perf_counter()
+
+    def train() -> dict:
         Trainer(model, cfg, training_batches(corpus, s.batch_size, s.max_len, seed), out,
                 run_config=json.loads(json.dumps(identity, default=str))).fit()
         kept = [p for _, p in snapshots(out)][-s.n_average:]
         atomic_save(average_snapshots(kept), out / "averaged.pt")
-        atomic_write_text(done, json.dumps({"seconds": time.perf_counter() - t0, "averaged": [p.name for p in kept]}))
-    info = json.loads(done.read_text())
+        return {"averaged": [p.name for p in kept]}
+
+    info = train_once(out, train)
     last.load_state_dict(torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
     model.load_state_dict(torch.load(out / "averaged.pt", map_location="cpu", weights_only=True))
     return Trained(model.eval(), last.eval(), info["seconds"])

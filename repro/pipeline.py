@@ -128,6 +128,19 @@ def artifact_dir(name: str, identity: dict) -> Path:
     return artifacts_dir() / f"{name}-{identity_key(identity)}"
 
 
+def train_once(out_dir: Path, train) -> dict:
+    """Run `train()` once per artifact directory: its record (a dict, or None) plus the wall time
+    in "seconds" is kept in `done.json`, and any later call returns that record without training."""
+    import time
+
+    done = out_dir / "done.json"
+    if not done.exists():
+        t0 = time.perf_counter()
+        record = train() or {}
+        atomic_write_text(done, json.dumps({"seconds": time.perf_counter() - t0, **record}))
+    return json.loads(done.read_text())
+
+
 def run_key(run: RunConfig) -> str:
     identity = {k: v for k, v in run.to_dict().items() if k not in ("name", "out_dir")}
     identity["train"] = {k: v for k, v in identity["train"].items() if k not in ("progress", "device")}

@@ -10,7 +10,7 @@ import pytest
 
 from repro.cli import main
 from repro.config import ConfigError
-from repro.pipeline import default_workers, load_run_config, run_key, run_parallel, train_run, train_runs
+from repro.pipeline import default_workers, load_run_config, run_key, run_parallel, train_once, train_run, train_runs
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -151,3 +151,10 @@ def test_unwritable_output_directory_via_cli(isolated, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not writable" in err[0]
+
+
+def test_train_once_trains_once_and_keeps_its_record_with_the_wall_time(tmp_path):
+    calls = []
+    first = train_once(tmp_path, lambda: calls.append(1) or {"loss": 1.5})
+    again = train_once(tmp_path, lambda: calls.append(2) or {"loss": 9.0})
+    assert calls == [1] and again == first and first["loss"] == 1.5 and first["seconds"] >= 0
