@@ -773,18 +773,27 @@ def resampled_score(score: str, preds: Sequence[Any], golds: Sequence[Any], *,
 
 
 def mean_of_scores(parts: Sequence[tuple[str, Sequence[Any], Sequence[Any], MetricResult]], *,
-                   name: str = "avg_score", n_resamples: int = 1000, **extra: Any) -> MetricResult:
+                   name: str = "avg_score", n_resamples: int = 1000, undefined_as: float | None = None,
+                   **extra: Any) -> MetricResult:
     """The mean of several tasks' scores, each given as (score, preds, golds, its MetricResult).
 
     CI: each task's items are resampled independently (the tasks are independent samples) and
-    the resampled scores averaged per resample."""
+    the resampled scores averaged per resample. A score that is undefined (NaN: a Pearson
+    correlation of constant predictions) makes the mean NaN, unless `undefined_as` gives the
+    value it counts as (0.0: "no correlation", the convention MCC already follows)."""
     if not parts:
         raise ValueError("mean_of_scores needs at least one task")
-    value = float(np.mean([m.value for *_, m in parts]))
-    samples = np.mean([resampled_score(score, p, g, n_resamples=n_resamples, seed=i)
+
+    def defined(x):
+        return x if undefined_as is None else np.nan_to_num(x, nan=undefined_as)
+
+    values = defined(np.array([m.value for *_, m in parts], dtype=float))
+    samples = np.mean([defined(resampled_score(score, p, g, n_resamples=n_resamples, seed=i))
                        for i, (score, p, g, _) in enumerate(parts)], axis=0)
     lo, hi = _percentile_ci(samples)
-    return MetricResult(name, value, sum(m.n for *_, m in parts), lo, hi, {
+    if undefined_as is not None:
+        extra["undefined_as"] = undefined_as
+    return MetricResult(name, float(np.mean(values)), sum(m.n for *_, m in parts), lo, hi, {
         **extra, "ci_method": "percentile bootstrap, each task's items resampled independently, scores averaged",
         "n_resamples": n_resamples})
 

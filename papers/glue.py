@@ -100,8 +100,9 @@ def task_metrics(task: GlueTask, preds: np.ndarray, golds: np.ndarray) -> dict[s
 def average_score(scored: list[tuple[GlueTask, np.ndarray, np.ndarray, MetricResult]],
                   n_resamples: int = 1000) -> MetricResult:
     """GLUE's "Avg": the mean of each task's headline score (accuracy, MCC, F1, Pearson: all on a
-    fraction scale), with a CI from resampling every task's dev items independently."""
+    fraction scale), with a CI from resampling every task's dev items independently. A constant
+    STS-B prediction has no correlation and counts as 0, as an undefined MCC does."""
     parts = [(t.score, p if t.similarity else np.asarray(p).astype(int), g if t.similarity else np.asarray(g).astype(int), m)
              for t, p, g, m in scored]
     return mean_of_scores(parts, n_resamples=n_resamples, tasks=[t.name for t, *_ in scored],
-                          scores={t.name: t.score for t, *_ in scored}, scale="fraction")
+                          scores={t.name: t.score for t, *_ in scored}, scale="fraction", undefined_as=0.0)

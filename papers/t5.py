@@ -4,7 +4,7 @@ Recipe, scaled down:
 
 1. A Unigram (SentencePiece-style) vocabulary with T5's sentinels `<extra_id_i>`, trained on the
    pre-training text: Project Gutenberg `books` (an equal share of every book) plus the 300-document
-   C4 sample `c4_demo` (the full C4 is not mirrored).
+   C4 sample `c4_demo` (the full C4 is not mirrored), and German for the translation targets.
 2. Pre-training of T5's architecture (`scaled("t5_small")`: pre-RMSNorm without bias, relative
    position buckets shared across layers, ReLU FFN, tied embeddings, no dropout) with Adafactor and
    the inverse-square-root schedule 1/sqrt(max(n, warm-up)) (§3.1.2), once per `Pretraining`
@@ -18,8 +18,10 @@ Recipe, scaled down:
    CoLA, MRPC, STS-B (the score rounded to 0.2, written as "3.4"), RTE, Multi30k en->de
    ("translate English to German: ") and XSum ("summarize: "), sampled examples-proportionally with
    a cap (§3.5.2). Label words are the task registry's verbalisers (repro.data.tasks).
-4. Greedy decoding (T5's baseline experiments, §3.1.4). GLUE dev scores per task and their average
-   with a bootstrap CI, sacreBLEU on test_2016_flickr, ROUGE on a held-out part of the XSum sample.
+4. GLUE answers by rank classification over the task's answer strings (label words; STS-B's 26
+   scores), translation and summaries by greedy decoding (T5's baseline, §3.1.4). GLUE dev scores per
+   task and their average with a bootstrap CI, sacreBLEU on test_2016_flickr, ROUGE on a held-out
+   part of the XSum sample.
 
 Every independent training run goes through `run_parallel` and caches its model in the artifact
 store; fine-tuning jobs also cache their decoded predictions, so a repeated run only scores them.
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 
 from harness.claims import Claim, all_of, greater, monotone
+from harness.lm import ReproLM
 from harness.metrics import MetricResult, bleu, rouge
 from papers import Measured, Paper, register
 from repro.data import load
@@ -143,7 +146,7 @@ SCALES = {
     "cpu": ScaleSettings(
         # sized from timing probes on one core: pre-training 0.43-0.50 s/step (decoder-only 0.40),
         # fine-tuning 0.36 s/step (decoder-only 0.66): 9 pre-trainings + 10 fine-tunings ~ 1,600 core-s
-        n_layer=2, d_model=64, n_head=4, d_ff=256, vocab_size=2000, n_sentinels=32, book_chars=3_000_000, c4_chars=None,
+        n_layer=2, d_model=64, n_head=4, d_ff=256, vocab_size=4000, n_sentinels=32, book_chars=3_000_000, c4_chars=None,
         window=128, pretrain_steps=200, pretrain_batch=32, warmup_steps=40, repeats=(256,),
         finetune_steps=200, finetune_batch=32, finetune_lr=1e-2, mixing_cap=3000, max_source=128, max_target=40,
         glue_eval=400, translation_eval=300, xsum_eval=150,
@@ -250,9 +253,17 @@ def pretraining_text(s: ScaleSettings) -> list[str]:
     return docs + [one_line(doc) for doc in c4.split("\n") if doc.strip()]
 
 
+def vocabulary_german() -> list[str]:
+    """German text for the vocabulary only (pre-training stays English): T5 trained its
+    SentencePiece model on English C4 plus German, French and Romanian (10:1:1:1) so that the
+    translation targets are not spelt out letter by letter. Ours is the Multi30k training side
+    (measured with 4k pieces: 3.5 pieces per German word without it, 1.6 with it)."""
+    return [one_line(text) for text in load("multi30k", split="train")["de"]]
+
+
 def load_corpus(s: ScaleSettings) -> Corpus:
     docs = pretraining_text(s)
-    tok = train_tokenizer("unigram", docs, s.vocab_size, n_sentinels=s.n_sentinels)
+    tok = train_tokenizer("unigram", docs + vocabulary_german(), s.vocab_size, n_sentinels=s.n_sentinels)
     tok.model_max_length = 10**9  # whole documents are encoded, then windowed
     ids = [i for doc in tok(docs, add_special_tokens=False)["input_ids"] for i in (*doc, tok.eos_token_id)]
 
@@ -417,24 +428,60 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
         t0 = time.perf_counter()
         Trainer(model, finetune_config(s, seed), finetuning_batches(corpus, s, kind), out).fit()
         seconds = time.perf_counter() - t0
-        predictions = {task: decode(model.eval(), corpus, sources, max_new_tokens(task, s))
+        model.eval()
+        predictions = {task: rank_classify(model, corpus, sources, answer_strings(task)) if task in GLUE
+                       else decode(model, corpus, sources, s.max_target)
                        for task, sources in corpus.eval_sources.items()}
         atomic_write_text(done, json.dumps({"seconds": seconds, "predictions": predictions}))
     return json.loads(done.read_text())
 
 
-def finetuning_batches(corpus: Corpus, s: ScaleSettings, kind: str):
-    """The mixture's examples in their sampled order, `finetune_batch` per step (one pass)."""
+def finetuning_batches(corpus: Corpus, s: ScaleSettings, kind: str, window: int = 16):
+    """One pass over the mixture's examples, `finetune_batch` per step. The sampled order is cut
+    into windows of `window` batches; inside a window examples are sorted by length and the
+    window's batches served in a seeded order, so a batch of short GLUE items is not padded to
+    an XSum document (T5 packs examples instead; the point is the same: no compute on padding)."""
     b = s.finetune_batch
+    order: list[int] = []
+    g = torch.Generator().manual_seed(0)
+    for w in range(0, len(corpus.finetune), b * window):
+        chunk = sorted(range(w, min(w + b * window, len(corpus.finetune))),
+                       key=lambda i: len(corpus.finetune[i][0]) + len(corpus.finetune[i][1]))
+        batches = [chunk[i : i + b] for i in range(0, len(chunk), b)]
+        order += [i for j in torch.randperm(len(batches), generator=g).tolist() for i in batches[j]]
 
     def batch(step: int) -> dict:
-        return seq2seq_batch(corpus.finetune[step * b : (step + 1) * b], corpus, kind)
+        return seq2seq_batch([corpus.finetune[i] for i in order[step * b : (step + 1) * b]], corpus, kind)
 
     return batch
 
 
-def max_new_tokens(task: str, s: ScaleSettings) -> int:
-    return 8 if task in GLUE else s.max_target
+def answer_strings(task: str) -> list[str]:
+    """Every answer a GLUE task's target can be: its label words, or STS-B's 26 scores 0.0 .. 5.0."""
+    if GLUE_TASKS[task].similarity:
+        return [stsb_target(i * STSB_STEP) for i in range(round(5 / STSB_STEP) + 1)]
+    return list(get_task(task).pool("validation")[0]["choices"])
+
+
+@torch.no_grad()
+def rank_classify(model: LanguageModel, corpus: Corpus, sources: list[list[int]], answers: list[str]) -> list[str]:
+    """The answer with the highest log-likelihood (its tokens + eos) given each source: rank
+    classification (T0, FLAN). T5 decodes greedily and counts an invalid string as wrong; the two
+    agree whenever greedy emits a valid answer, which T5 reports its models always did, but a
+    model of our size first learns the mixture's most common word ("yes" for every task, measured),
+    and rank classification then still asks which *valid* answer the input makes likelier."""
+    return [answers[i] for i in answer_loglikelihoods(model, corpus, sources, answers).argmax(1)]
+
+
+@torch.no_grad()
+def answer_loglikelihoods(model: LanguageModel, corpus: Corpus, sources: list[list[int]], answers: list[str]) -> np.ndarray:
+    """(sources, answers) log p(answer tokens + eos | source), scored by the harness's LM wrapper."""
+    tok = corpus.tokenizer
+    eos = tok.eos_token_id
+    targets = [with_eos(ids, eos) for ids in tok(answers, add_special_tokens=False)["input_ids"]]
+    pairs = [(with_eos(src, eos), target) for src in sources for target in targets]
+    scores = ReproLM(model, tok, batch_size=128).score_tokens(pairs)
+    return np.array([ll for ll, _ in scores]).reshape(len(sources), len(targets))
 
 
 @torch.no_grad()
@@ -593,7 +640,8 @@ class T5(Paper):
             f"Pre-training data: {len(corpus.pretrain_ids):,} Unigram tokens from `books` ({s.book_chars:,} characters, "
             f"an equal share of each Gutenberg book) and {'all' if s.c4_chars is None else f'{s.c4_chars:,} characters of'} "
             f"the 300-document `c4_demo` sample (the full C4 is not mirrored); "
-            f"vocabulary {len(corpus.tokenizer):,} with {s.n_sentinels} sentinels. Every pre-training run: "
+            f"vocabulary {len(corpus.tokenizer):,} with {s.n_sentinels} sentinels, trained on that text plus the "
+            "Multi30k German training side (T5's vocabulary also covers German). Every pre-training run: "
             f"{s.pretrain_steps} steps x {s.pretrain_batch} windows of {s.window} tokens = {s.pretrain_tokens:,} raw "
             f"tokens (T5: 2^35), Adafactor, lr 0.01 for {s.warmup_steps} steps then 1/sqrt(n), no dropout.",
             f"Models: T5 encoder-decoder {s.n_layer}+{s.n_layer} layers x {s.d_model} ({n_ed:,} parameters); the "
@@ -604,8 +652,12 @@ class T5(Paper):
             f"{s.mixing_cap:,}; rates " + ", ".join(f"{t} {r:.2f}" for t, r in corpus.mixture_rates.items())
             + f"), Adafactor at a constant {s.finetune_lr:g} (T5: 0.001 over 2^18 steps; ours are few hundred), "
             "dropout 0.1. T5 fine-tunes each task separately and picks the best checkpoint; we take the last.",
-            f"Evaluation: greedy decoding; GLUE validation (first {s.glue_eval or 'all'} items per task; an answer that "
-            "is not a label word is wrong); sacreBLEU on the first "
+            f"Evaluation: GLUE validation (first {s.glue_eval or 'all'} items per task) by rank classification: the "
+            "answer string (label word, or one of STS-B's 26 scores 0.0..5.0) with the highest log-likelihood. T5 "
+            "decodes greedily and counts a non-answer as wrong; both agree whenever greedy emits a valid answer, but "
+            "our models first learn the mixture's commonest word ('yes' for every task, measured), which would score "
+            "the output format, not the task. A constant STS-B answer has no correlation and counts 0 in the average. "
+            "Greedy decoding for translation and summaries: sacreBLEU on the first "
             f"{s.translation_eval} test_2016_flickr sentences; ROUGE (rouge-score, stemmed) on the first {s.xsum_eval} "
             f"documents of the mirror's 1,000-document XSum test sample, whose other {1000 - s.xsum_eval} are the "
             f"XSum fine-tuning data. Inputs cut at {s.max_source} tokens, targets at {s.max_target}.",

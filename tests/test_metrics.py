@@ -380,3 +380,16 @@ def test_mean_of_scores_is_the_mean_with_a_ci_narrower_than_its_noisiest_part():
     assert avg.ci_high - avg.ci_low < parts[1][3].ci_high - parts[1][3].ci_low  # averaging shrinks the MCC noise
     with pytest.raises(ValueError, match="at least one task"):
         M.mean_of_scores([])
+
+
+def test_mean_of_scores_counts_an_undefined_correlation_only_when_told():
+    rng = np.random.default_rng(1)
+    golds = rng.random(200) * 5
+    constant = np.full(200, 2.4)  # a model that answers one number: Pearson is undefined
+    labels = rng.integers(0, 2, 200)
+    parts = [("pearson", constant, golds, M.pearson(constant, golds)), ("acc", labels, labels, M.accuracy(labels == labels))]
+    assert math.isnan(parts[0][3].value)
+    assert math.isnan(M.mean_of_scores(parts).value)
+    avg = M.mean_of_scores(parts, undefined_as=0.0)
+    assert avg.value == pytest.approx(0.5) and avg.extra["undefined_as"] == 0.0
+    assert avg.ci_low == pytest.approx(0.5) and avg.ci_high == pytest.approx(0.5)  # accuracy 1 in every resample

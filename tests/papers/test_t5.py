@@ -4,6 +4,7 @@ settings, T5's text-to-text formats and the STS-B rounding."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,11 @@ from harness.runner import run_paper
 from papers.t5 import (
     NO_PRETRAINING,
     SCALES,
+    Corpus,
+    answer_loglikelihoods,
+    answer_strings,
+    finetuning_batches,
+    rank_classify,
     FinetuneConfig,
     Pretraining,
     finetune_config,
@@ -26,7 +32,9 @@ from papers.t5 import (
     text_pair,
 )
 from repro.data.tasks import get_task
-from repro.train import lr_multiplier
+from repro.model import LanguageModel
+from repro.tokenizers import train_tokenizer
+from repro.train import loss_terms, lr_multiplier
 
 
 @pytest.mark.t5
@@ -108,3 +116,50 @@ def test_decoder_only_batch_trains_on_the_target_only():
     assert batch["labels"].tolist() == [[-100, -100, -100, 8, 9, 1]]
     enc_dec = seq2seq_batch([([5, 6, 7], [8, 9])], Corpus(), "encoder-decoder")
     assert enc_dec["decoder_input_ids"].tolist() == [[0, 8, 9]] and torch.equal(enc_dec["labels"], torch.tensor([[8, 9, 1]]))
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus():
+    text = ["the film is good and the actors are great", "a bad film with a dull plot", "yes no maybe so"] * 20
+    tok = train_tokenizer("unigram", text, 120, n_sentinels=4)
+    g = torch.Generator().manual_seed(0)
+    pairs = [(torch.randint(3, 100, (int(n),), generator=g).tolist(), torch.randint(3, 100, (int(m),), generator=g).tolist())
+             for n, m in torch.randint(1, 40, (96, 2), generator=g).tolist()]
+    return Corpus(tok, torch.arange(10), pairs, {}, {})
+
+
+@pytest.mark.parametrize("kind", ["encoder-decoder", "decoder"])
+def test_rank_classification_picks_the_answer_with_the_lowest_training_loss(tiny_corpus, kind):
+    """Rank classification must score an answer exactly as fine-tuning trains it: the summed
+    cross-entropy of (answer + eos) given the source, computed here through the training loss."""
+    s = SCALES["smoke"]
+    torch.manual_seed(0)
+    model = LanguageModel(model_config(s, len(tiny_corpus.tokenizer), kind)).eval()
+    answers = ["good", "bad film", "yes"]
+    tok = tiny_corpus.tokenizer
+    sources = [tok(t, add_special_tokens=False)["input_ids"] for t in ("the film is great", "a dull plot", "so")]
+    with torch.no_grad():
+        losses = np.array([[float(loss_terms(model, seq2seq_batch([(src, tok(a, add_special_tokens=False)["input_ids"])],
+                                                                  tiny_corpus, kind))["tokens"]) for a in answers]
+                           for src in sources])
+    assert answer_loglikelihoods(model, tiny_corpus, sources, answers) == pytest.approx(-losses, abs=1e-4)
+    assert rank_classify(model, tiny_corpus, sources, answers) == [answers[i] for i in losses.argmin(1)]
+
+
+def test_answer_strings_cover_every_label():
+    assert answer_strings("stsb") == [f"{i / 5:.1f}" for i in range(26)]
+    assert set(answer_strings("sst2")) == set(get_task("sst2").pool("validation")[0]["choices"])
+
+
+def test_finetuning_batches_serve_every_example_once_and_group_lengths(tiny_corpus):
+    s = SCALES["smoke"]
+    b = s.finetune_batch
+    batches = finetuning_batches(tiny_corpus, s, "encoder-decoder", window=3)
+    n_steps = len(tiny_corpus.finetune) // b
+    seen = [tuple(row[row != tiny_corpus.tokenizer.pad_token_id].tolist()) for step in range(n_steps)
+            for row in batches(step)["input_ids"]]
+    # every source once (each gets eos appended); padding below that of the sampled order
+    assert sorted(seen) == sorted(tuple(src + [tiny_corpus.tokenizer.eos_token_id]) for src, _ in tiny_corpus.finetune)
+    padded = sum(batches(step)["input_ids"].numel() for step in range(n_steps))
+    unsorted = sum(max(len(src) + 1 for src, _ in tiny_corpus.finetune[i * b : (i + 1) * b]) * b for i in range(n_steps))
+    assert padded < unsorted
