@@ -320,6 +320,21 @@ def test_generation_exact_match_with_an_oracle():
     assert wrong.value("em") == pytest.approx(sum(r["references"] == ["0"] for r in wrong.per_item) / 15)
 
 
+def _subtractor(ctx, args):
+    a, b = map(int, re.findall(r"What is (\d+) minus (\d+)\?\n\nA:$", ctx)[0])
+    return f" {a - b}"
+
+
+def test_gpt3_arithmetic_is_scored_by_exact_string_match_so_the_sign_counts():
+    # SQuAD-style normalisation strips punctuation: "-55" would equal "55". GPT-3 compares strings.
+    sc = Scenario("gpt3/two_digit_subtraction", limit=40)
+    right = run_scenario(FakeLM(generate=_subtractor), sc)
+    unsigned = run_scenario(FakeLM(generate=lambda c, a: _subtractor(c, a).replace("-", "")), sc)
+    negative = sum(r["references"][0].startswith("-") for r in right.per_item)
+    assert right.value("em") == 1.0 and negative > 0
+    assert unsigned.value("em") == pytest.approx(1 - negative / 40)
+
+
 def test_lambada_greedy_accuracy_and_target_ppl():
     sc = Scenario("lambada", limit=10)
     targets = {it.context: " " + it.record["target"] for it in prepare(sc)}

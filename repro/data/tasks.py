@@ -486,6 +486,13 @@ def _xsum(example: Mapping[str, Any]) -> Record:
             "references": [example["summary"]]}
 
 
+def exact_answer(prediction: str, record: Record) -> bool:
+    """GPT-3's scoring of its synthetic tasks: the completion, stripped, is the answer string
+    (SQuAD-style normalisation would drop the sign of "-55" and the punctuation the unscrambling
+    tasks remove)."""
+    return prediction.strip() == record["target"]
+
+
 def _gpt3(example: Mapping[str, Any]) -> Record:
     answer = example["completion"].strip()
     return {"context": example["context"], "input": example["context"].strip(), "target": answer,
@@ -831,7 +838,8 @@ def _declare() -> list[Task]:
         add(Task(f"gpt3/{stem}", f"gpt3/{stem}", "generation", _gpt3, (Template("plain", "{context}"),),
                  metrics=("em",),
                  cluster="word_scramble" if scramble else "arithmetic", eval_split="test[:-100]",
-                 exemplar_split="test[-100:]", exemplar_sep="", max_gen_toks=16, perturb_fields=()))
+                 exemplar_split="test[-100:]", exemplar_sep="", max_gen_toks=16, perturb_fields=(),
+                 is_correct=exact_answer, stop=("\n",)))
 
     # ---- HH-RLHF: is the chosen final assistant turn likelier than the rejected one?
     for subset in _HH:

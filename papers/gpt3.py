@@ -1,0 +1,717 @@
+"""GPT-3 (Brown et al. 2020): in-context learning improves with scale.
+
+Recipe, scaled down:
+
+1. Pre-training text: natural text (Project Gutenberg `books`, an equal share of each book, plus
+   the 300-document C4 sample `c4_demo` standing in for GPT-3's filtered Common Crawl) mixed with
+   documents of GPT-3's synthetic task families written by `repro.data.gpt3_tasks` from the
+   published definitions, never containing an evaluated item. A document holds 1 + j items of one
+   family (j = 0..`max_demos` demonstrations), so in-context learning can be learned at this size;
+   `task_fraction` of the training tokens are such documents (a recorded setting: GPT-3 had no
+   such documents, see the notes). Documents are packed with an end-of-text separator (§2.2).
+2. One byte-level BPE vocabulary (GPT-2/3's tokenizer type) trained on that mixture.
+3. A size sweep of decoders with GPT-3's architecture (`scaled("gpt3_125m")`: pre-LN + final LN,
+   GELU, learned positions, 1/sqrt(2N) residual init, dense and locally banded attention layers
+   alternating, first layer dense), every size trained on the same number of tokens (GPT-3: 300B for
+   every size) with Adam(0.9, 0.95), weight decay 0.1, clip 1.0, linear warm-up then cosine decay
+   to 10% (§2.3 / Appendix B). The band (`local_window`) is context/8, GPT-3's 256/2048, so a
+   few-shot prompt (which fills the context) reaches far beyond what a banded layer sees.
+4. Evaluation through the harness, per size: the released arithmetic (2D+ .. 5D-, 2Dx, 1DC) and
+   word-unscrambling (CL, A1, A2, RI, RW) files, greedy generation cut at the newline and exact
+   string match of the answer (signed numbers compared as strings), at K = 0, 1 and "few" (as many
+   demonstrations as fit the context, capped at the paper's K = 50 / 100), exemplars drawn per item
+   from a generated pool (never evaluated items); LAMBADA zero-shot last-word accuracy (the target
+   is greedy's output); SST-2 rank classification at K = 0 .. 32 (the Ks that fit the context).
+5. Held-out loss (same mixture) vs training compute C = flops_per_token x tokens, fitted by
+   L = (C_c / C)^alpha (GPT-2's `power_law_fit`), as in Fig. 3.1.
+
+Pre-training + evaluation of each size is one `run_parallel` job; the model and its evaluation
+are cached in the artifact store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.claims import Claim, all_of, greater, monotone
+from harness.lm import ReproLM
+from harness.metrics import MetricResult, accuracy, mean_with_ci, paired_bootstrap_diff
+from harness.scenarios import Scenario, prepare, run_scenario
+from papers import Measured, Paper, register
+from papers.gpt2 import power_law_fit
+from repro.data import load
+from repro.data import gpt3_tasks as g3
+from repro.data.tasks import Task, Template, exact_answer, get_task, register as register_task
+from repro.model import LanguageModel, scaled
+from repro.pipeline import artifact_dir, random_windows, run_parallel, train_once
+from repro.tokenizers import train_tokenizer
+from repro.train import Trainer, TrainConfig, atomic_save, atomic_write_text, flops_per_token
+
+# ----------------------------------------------------------------------------------------------
+# What is evaluated
+
+ARITH_EVAL = ("two_digit_addition", "two_digit_subtraction", "three_digit_addition", "three_digit_subtraction",
+              "four_digit_addition", "four_digit_subtraction", "five_digit_addition", "five_digit_subtraction",
+              "two_digit_multiplication", "single_digit_three_ops")  # Table 3.9
+SCRAMBLE_EVAL = tuple(g3.SCRAMBLE)  # Table 3.10
+EVAL_STEMS = ARITH_EVAL + SCRAMBLE_EVAL
+# metric-key slugs, as in reported.yaml ids (arith_2Dadd_fewshot, scramble_CL_fewshot, ...)
+SLUG = {"two_digit_addition": "2Dadd", "two_digit_subtraction": "2Dsub", "three_digit_addition": "3Dadd",
+        "three_digit_subtraction": "3Dsub", "four_digit_addition": "4Dadd", "four_digit_subtraction": "4Dsub",
+        "five_digit_addition": "5Dadd", "five_digit_subtraction": "5Dsub", "two_digit_multiplication": "2Dmul",
+        "single_digit_three_ops": "1Dcomp", **{s: g3.SCRAMBLE[s] for s in SCRAMBLE_EVAL}}
+SETTINGS = ("zero", "one", "few")
+PAPER_FEW_K = {"arithmetic": 50, "word_scramble": 100}  # papers.md §6 (M)
+PAPER_SIZES = ("125M", "350M", "760M", "1.3B", "2.7B", "6.7B", "13B", "175B")  # paired by rank
+MAX_GEN_TOKS = 10  # longest answer: a 6-digit difference or a 15-letter word in our BPE
+NEAR_ZERO = 0.05  # G3-C4: "near zero" = the accuracy's 95% CI lies below 5% (paper: RW <= 0.5%)
+R2_MIN = 0.9  # G3-C5: a power law "fits" when log-log R^2 >= 0.9
+# Fig. 3.1's fit, L = 2.57 C^-0.048 (C in PF-days): from memory, not in reported.yaml
+PAPER_COMPUTE_EXPONENT = 0.048
+
+
+def task_name(stem: str) -> str:
+    return f"gpt3_gen/{stem}"
+
+
+def digit_group(n: int) -> tuple[str, str]:
+    return tuple(s for s in ARITH_EVAL[:8] if g3.ARITHMETIC[s][2] == n)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class Size:
+    n_layer: int
+    d_model: int
+    n_head: int
+    lr: float  # GPT-3 lowers the peak rate as models grow (Table 2.1: 6e-4 for 125M .. 0.6e-4 for 175B)
+
+    @property
+    def label(self) -> str:
+        return f"L{self.n_layer}d{self.d_model}"
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    sizes: tuple[Size, ...]  # GPT-3: 8 sizes, 125M .. 175B (Table 2.1)
+    block_size: int  # context (GPT-3: 2048)
+    local_window: int  # banded layers see this many previous tokens (GPT-3 preset: 256 = 2048 / 8)
+    vocab_size: int  # GPT-3: GPT-2's byte-level BPE, 50,257
+    tokens: int  # training tokens per model, the same for every size (GPT-3: 300B)
+    batch_size: int  # sequences per step (GPT-3: 0.5M .. 3.2M tokens)
+    book_chars: int  # natural text: an equal share of each Gutenberg book ...
+    c4_chars: int | None  # ... plus this much of c4_demo (None: all 737k characters)
+    task_fraction: float  # share of training tokens from generated task documents (GPT-3: none)
+    max_demos: int  # demonstrations before the last item of a task document: 0 .. max_demos
+    eval_items: int  # items per task and setting (the files hold 2,000 / 10,000)
+    lambada_items: int  # GPT-3: all 5,153
+    sst2_items: int  # SST-2 validation items per K (872 in all)
+    sst2_shots: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32)  # GPT-3 Fig. 3.8 style K sweep (SuperGLUE, K=32)
+    n_words: int = 10_000  # training word list (the paper draws from the 10,000 most frequent words)
+    exemplar_pool: int = 400  # generated exemplars per task (distinct)
+    warmup_frac: float = 0.05  # GPT-3: 375M of 300B tokens; ours is longer, our runs are short
+    val_batches: int = 8
+    n_evals: int = 4  # held-out loss measured this many times along training (loss-vs-compute curves)
+    eval_batch: int = 64
+
+    @property
+    def steps(self) -> int:
+        return max(1, self.tokens // (self.batch_size * self.block_size))
+
+
+SCALES = {
+    "smoke": ScaleSettings(
+        sizes=(Size(1, 16, 2, 3e-3), Size(1, 32, 2, 3e-3), Size(2, 32, 2, 3e-3), Size(2, 48, 4, 3e-3)),
+        block_size=64, local_window=8, vocab_size=400, tokens=30 * 8 * 64, batch_size=8,
+        book_chars=150_000, c4_chars=50_000, task_fraction=0.5, max_demos=4,
+        eval_items=6, lambada_items=8, sst2_items=8, sst2_shots=(0, 1, 2), n_words=2_000, exemplar_pool=24,
+        val_batches=2, n_evals=2, eval_batch=32,
+    ),
+    "cpu": ScaleSettings(
+        # Timing probes, one thread, batch 16 x 256, vocab 2048 (a shared, loaded machine): L2d48 0.29-0.32 s/step,
+        # L2d96 0.47, L3d128 0.68-0.81, L4d160 1.10 (3-14k tokens/s). 366 steps: 1.10 x 366 = 400 s for the
+        # largest, 0.3 + 0.47 + 0.72 = 1.49 x 366 = 545 s for the other three; evaluation (untrained L3d128,
+        # every answer generated to the limit) 45 s per size, ~200 s in all; corpus ~40 s. Two workers:
+        # the largest + the smallest on one, the middle two on the other: ~11-12 min wall, ~1,200 core-s.
+        sizes=(Size(2, 48, 4, 3e-3), Size(2, 96, 4, 2.5e-3), Size(3, 128, 4, 2e-3), Size(4, 160, 4, 1.5e-3)),
+        block_size=256, local_window=32, vocab_size=2048, tokens=1_500_000, batch_size=16,
+        book_chars=2_000_000, c4_chars=None, task_fraction=0.5, max_demos=16,
+        eval_items=100, lambada_items=300, sst2_items=200, sst2_shots=(0, 1, 2, 4, 8, 16, 32),
+    ),
+    "gpu": ScaleSettings(
+        # ~2-85M parameters, 400M tokens each: sized for one H100 in ~30 min with bf16 (not run yet)
+        sizes=(Size(4, 128, 4, 1.5e-3), Size(6, 256, 8, 1e-3), Size(8, 384, 6, 8e-4), Size(8, 512, 8, 6e-4),
+               Size(12, 768, 12, 6e-4)),
+        block_size=1024, local_window=128, vocab_size=16384, tokens=400_000_000, batch_size=64,
+        book_chars=50_000_000, c4_chars=None, task_fraction=0.5, max_demos=48,
+        eval_items=500, lambada_items=5000, sst2_items=872, n_evals=8,
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Data: natural text + generated task documents, one BPE, packed token streams
+
+
+@dataclass
+class Corpus:
+    tokenizer: object
+    train_ids: torch.Tensor
+    val_ids: torch.Tensor
+    pools: dict[str, list[dict]]  # generated exemplars per evaluated task
+    few_k: dict[str, int]  # K of the "few" setting per task (as many as fit the context)
+    sst2_shots: tuple[int, ...]  # the SST-2 Ks whose prompts fit the context
+    info: dict = field(default_factory=dict)  # token counts, fractions, word list size
+
+    def digest(self) -> str:
+        h = hashlib.sha256(self.train_ids.numpy().tobytes())
+        h.update(self.val_ids.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def natural_documents(s: ScaleSettings) -> list[str]:
+    """Gutenberg books (an equal share of each) + c4_demo, cut into ~2,000-character documents."""
+    books = load("books", split="train")
+    share = s.book_chars // len(books)
+    texts = [text[:share] for text in books["text"]]
+    texts += [t for t in load("c4_demo", split="train")["text"]]
+    if s.c4_chars is not None:
+        texts[len(books):] = _truncate(texts[len(books):], s.c4_chars)
+    docs = []
+    for text in texts:
+        paragraphs, cur = text.split("\n\n"), ""
+        for p in paragraphs:
+            cur = f"{cur}\n\n{p}" if cur else p
+            if len(cur) >= 2000:
+                docs.append(cur)
+                cur = ""
+        if cur.strip():
+            docs.append(cur)
+    return docs
+
+
+def _truncate(texts: list[str], chars: int) -> list[str]:
+    out, total = [], 0
+    for t in texts:
+        if total >= chars:
+            break
+        out.append(t[: chars - total])
+        total += len(out[-1])
+    return out
+
+
+def register_eval_tasks(pools: dict[str, list[dict]]) -> None:
+    """The released files as harness tasks (every item scorable), exemplars from the generated
+    pools, exact string match of the stripped answer (the paper's scoring; SQuAD normalisation
+    would equate "-55" and "55")."""
+    for stem, pool in pools.items():
+        records = [{"uid": f"generated:{i}", "context": r["context"], "input": r["context"].strip(),
+                    "target": r["completion"].strip(), "references": [r["completion"].strip()]}
+                   for i, r in enumerate(pool)]
+        register_task(Task(
+            task_name(stem), f"gpt3/{stem}", "generation", _record, (Template("plain", "{context}"),),
+            metrics=("em",), cluster="word_scramble" if stem in g3.SCRAMBLE else "arithmetic", eval_split="test",
+            exemplar_split=None, exemplar_source=lambda r=records: r,
+            exemplar_source_name="generated by repro.data.gpt3_tasks (no evaluated item)", exemplar_sep="",
+            max_gen_toks=MAX_GEN_TOKS, is_correct=exact_answer, stop=("\n",),
+            description=f"GPT-3 {g3.FAMILIES[stem]}: the released file, generated exemplars",
+        ), replace=True)
+
+
+def _record(example: dict) -> dict:
+    answer = example["completion"].strip()
+    return {"context": example["context"], "input": example["context"].strip(), "target": answer,
+            "references": [answer]}
+
+
+def _encode(docs: list[str], tok) -> list[list[int]]:
+    return tok(docs, add_special_tokens=False)["input_ids"] if docs else []
+
+
+def _head(encoded: list[list[int]], n_tokens: int) -> list[list[int]]:
+    """The first documents holding about n_tokens tokens (end-of-text separators counted)."""
+    out, total = [], 0
+    for ids in encoded:
+        if total >= n_tokens:
+            break
+        out.append(ids)
+        total += len(ids) + 1
+    return out
+
+
+def _pack(encoded: list[list[int]], eos: int, seed: int) -> torch.Tensor:
+    """Documents in a seeded random order, each followed by end-of-text (GPT-3 §2.2's packing)."""
+    order = list(range(len(encoded)))
+    random.Random(seed).shuffle(order)
+    return torch.tensor([t for i in order for t in (*encoded[i], eos)], dtype=torch.long)
+
+
+def load_corpus(s: ScaleSettings, seed: int = 0) -> Corpus:
+    natural = natural_documents(s)
+    held_out = natural[::20]  # every 20th document: validation
+    natural = [d for i, d in enumerate(natural) if i % 20]
+    exclusion = g3.Exclusion.from_files()  # every released file, evaluated or not
+    words = g3.word_list(natural, exclude=exclusion.words, top=s.n_words)
+    gen = g3.Generator(words, exclusion, seed=seed)
+    # synthetic documents, round robin over the evaluated families; ~25 characters per token
+    ratio = s.task_fraction / (1 - s.task_fraction)
+    natural_chars = sum(map(len, natural))
+    per_family = max(4, int(1.5 * ratio * natural_chars / (len(EVAL_STEMS) * 28 * (1 + s.max_demos / 2) * 0.8)))
+
+    def synthetic(stream: str, n: int) -> list[str]:
+        by_family = [gen.documents(stem, n, s.max_demos, stream=stream) for stem in EVAL_STEMS]
+        return [doc for group in zip(*by_family) for doc in group]
+
+    train_synth = synthetic("train", per_family)
+    tok_sample = natural + train_synth[: max(1, len(train_synth) // 4)]
+    tok = train_tokenizer("bpe", tok_sample, s.vocab_size)
+    tok.model_max_length = 10**9
+    natural_ids, held_ids = _encode(natural, tok), _encode(held_out, tok)
+    natural_tokens = sum(len(x) + 1 for x in natural_ids)
+    synth_ids = _head(_encode(train_synth, tok), int(ratio * natural_tokens))
+    val_synth = _head(_encode(synthetic("validation", max(4, per_family // 10)), tok),
+                      int(ratio * sum(len(x) + 1 for x in held_ids)))
+    train_ids = _pack(natural_ids + synth_ids, tok.eos_token_id, seed)
+    val_ids = _pack(held_ids + val_synth, tok.eos_token_id, seed + 1)
+    synth_tokens = len(train_ids) - natural_tokens
+    pools = {stem: gen.items(stem, s.exemplar_pool, stream="exemplars", unique=True) for stem in EVAL_STEMS}
+    register_eval_tasks(pools)
+    few_k = {stem: fitting_k(stem, s, tok) for stem in EVAL_STEMS}
+    sst2 = sst2_shots(s, tok)
+    info = {"natural_tokens": natural_tokens, "task_tokens": synth_tokens, "train_tokens": len(train_ids),
+            "task_token_fraction": synth_tokens / len(train_ids), "val_tokens": len(val_ids),
+            "natural_documents": len(natural), "task_documents": len(synth_ids), "words": len(words),
+            "excluded_contexts": len(exclusion.contexts), "excluded_words": len(exclusion.words),
+            "vocab": len(tok)}
+    return Corpus(tok, train_ids, val_ids, pools, few_k, sst2, info)
+
+
+def fits(scenario: Scenario, tok, limit: int) -> float:
+    """Fraction of the scenario's prompts within `limit` tokens."""
+    lengths = [len(x) for x in tok([it.context for it in prepare(scenario)], add_special_tokens=False)["input_ids"]]
+    return sum(n <= limit for n in lengths) / max(1, len(lengths))
+
+
+def sst2_shots(s: ScaleSettings, tok) -> tuple[int, ...]:
+    """The Ks (ascending) whose SST-2 prompts fit the context for >= 95% of items; K = 0 always
+    (the harness keeps the end of a longer prompt)."""
+    out = []
+    for k in sorted(s.sst2_shots):
+        if k and fits(Scenario(task="sst2", shots=k, limit=s.sst2_items), tok, s.block_size) < 0.95:
+            break
+        out.append(k)
+    return tuple(out)
+
+
+def fitting_k(stem: str, s: ScaleSettings, tok) -> int:
+    """GPT-3's few-shot K: as many demonstrations as fit the context (capped at the paper's K),
+    with room for the answer; every scored prompt must fit (none is truncated)."""
+    cap = PAPER_FEW_K["word_scramble" if stem in g3.SCRAMBLE else "arithmetic"]
+    room = s.block_size - MAX_GEN_TOKS
+    pool = get_task(task_name(stem)).exemplar_pool()
+    longest = max(len(x) for x in tok([p["context"].lstrip("\n") + " " + p["target"] for p in pool],
+                                      add_special_tokens=False)["input_ids"])
+    k = min(cap, len(pool), max(1, room // (longest + 1)))
+    while k > 1 and fits(Scenario(task=task_name(stem), shots=k, limit=s.eval_items), tok, room) < 1.0:
+        k -= 1
+    return k
+
+
+# ----------------------------------------------------------------------------------------------
+# Models and training
+
+
+def model_config(s: ScaleSettings, size: Size, vocab_size: int):
+    return scaled("gpt3_125m", n_layer=size.n_layer, d_model=size.d_model, n_head=size.n_head,
+                  vocab_size=vocab_size, max_seq_len=s.block_size, local_window=s.local_window, dropout=0.0)
+
+
+def train_config(s: ScaleSettings, size: Size, seed: int) -> TrainConfig:
+    # §2.3 / Appendix B: Adam beta (0.9, 0.95), eps 1e-8, weight decay 0.1, clip 1.0, linear warm-up,
+    # cosine decay to 10% of the peak (TrainConfig's defaults are GPT-3's); the same steps for all sizes
+    return TrainConfig(steps=s.steps, batch_size=s.batch_size, lr=size.lr, schedule="cosine",
+                       warmup_steps=max(1, int(s.warmup_frac * s.steps)), weight_decay=0.1, grad_clip=1.0,
+                       eval_every=max(1, s.steps // s.n_evals), seed=seed, log_every=max(1, s.steps // 20),
+                       progress=False)
+
+
+def run_dir(size: Size, s: ScaleSettings, corpus: Corpus, seed: int) -> Path:
+    identity = {"size": dataclasses.asdict(size), "scale": dataclasses.asdict(s),
+                "train": dataclasses.asdict(train_config(s, size, seed)), "corpus": corpus.digest(),
+                "model": model_config(s, size, len(corpus.tokenizer)).to_dict()}
+    return artifact_dir(f"gpt3_{size.label}_s{seed}", identity)
+
+
+def size_job(size: Size, s: ScaleSettings, corpus: Corpus, seed: int) -> dict:
+    """Pre-train one size (cached) and evaluate it (cached): a `run_parallel` job."""
+    out = run_dir(size, s, corpus, seed)
+    config = model_config(s, size, len(corpus.tokenizer))
+
+    def train() -> dict:
+        torch.manual_seed(seed)
+        model = LanguageModel(config)
+        val = [random_windows(corpus.val_ids, s.block_size, s.batch_size, 10_000 + seed)(i) for i in range(s.val_batches)]
+
+        def losses(m) -> list[float]:
+            """Mean token loss of every held-out window (the same windows for every size: paired)."""
+            device, out = next(m.parameters()).device, []
+            for b in val:
+                logits = m(b["input_ids"].to(device)).logits.float()
+                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), b["labels"].to(device), reduction="none")
+                out += nll.mean(1).tolist()
+            return out
+
+        def evaluate(m) -> dict:
+            return {"loss": float(np.mean(losses(m)))}
+
+        history = Trainer(model, train_config(s, size, seed), random_windows(corpus.train_ids, s.block_size,
+                                                                              s.batch_size, seed), out).fit(eval_fn=evaluate)
+        atomic_save(model.state_dict(), out / "model.pt")
+        model.eval()
+        with torch.no_grad():
+            val_losses = losses(model)
+        return {"history": history, "val_losses": val_losses}
+
+    record = train_once(out, train)
+    eval_key = hashlib.sha256(json.dumps({"few_k": corpus.few_k, "sst2": corpus.sst2_shots, "items": s.eval_items,
+                                          "lambada": s.lambada_items, "sst2_items": s.sst2_items},
+                                         sort_keys=True).encode()).hexdigest()[:12]
+    done = out / f"eval-{eval_key}.json"
+    if not done.exists():
+        model = LanguageModel(config)
+        model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+        atomic_write_text(done, json.dumps(evaluate_model(model, s, corpus)))
+    with torch.device("meta"):
+        model = LanguageModel(config)
+    n = sum(p.numel() for p in model.parameters())
+    return {"seconds": record["seconds"], "history": record["history"], "val_losses": record["val_losses"],
+            "params": n, "flops_per_token": flops_per_token(model, s.block_size),
+            "tokens": s.steps * s.batch_size * s.block_size, "eval": json.loads(done.read_text())}
+
+
+def evaluate_model(model: LanguageModel, s: ScaleSettings, corpus: Corpus) -> dict:
+    """Per-item correctness of every scenario (uids kept, so sizes and settings pair item by item)."""
+    register_eval_tasks(corpus.pools)  # a spawned worker starts with the registry's defaults
+    lm = ReproLM(model, corpus.tokenizer, batch_size=s.eval_batch, device="cuda" if torch.cuda.is_available() else "cpu")
+    out: dict[str, dict] = {}
+
+    def keep(key: str, scenario: Scenario) -> None:
+        result = run_scenario(lm, scenario)
+        out[key] = {"uids": [r["uid"] for r in result.per_item], "correct": [bool(r["correct"]) for r in result.per_item],
+                    "samples": [r.get("completion", "") for r in result.per_item[:3]]}
+        if "ppl" in result.metrics:
+            out[key]["logprob"] = [r["logprob"] for r in result.per_item]
+
+    for stem in EVAL_STEMS:
+        for setting, k in zip(SETTINGS, (0, 1, corpus.few_k[stem])):
+            keep(f"{stem}/{setting}", Scenario(task=task_name(stem), shots=k, limit=s.eval_items))
+    keep("lambada", Scenario(task="lambada", limit=s.lambada_items))
+    for k in corpus.sst2_shots:
+        keep(f"sst2/{k}", Scenario(task="sst2", shots=k, limit=s.sst2_items))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics from per-item results
+
+
+def _acc(entry: dict, **extra) -> MetricResult:
+    m = accuracy(entry["correct"])
+    m.name = "acc"
+    m.extra.update(item_ids=entry["uids"], **extra)
+    return m
+
+
+def _pooled(entries: list[dict], **extra) -> MetricResult:
+    return _acc({"correct": [c for e in entries for c in e["correct"]],
+                 "uids": [f"{i}:{u}" for i, e in enumerate(entries) for u in e["uids"]]}, **extra)
+
+
+def size_metrics(label: str, rank: int, job: dict, is_largest: bool, s: ScaleSettings) -> dict[str, MetricResult]:
+    ev = job["eval"]
+    m: dict[str, MetricResult] = {}
+    m[f"{label}/params"] = MetricResult.exact("params", job["params"])
+    m[f"{label}/compute"] = MetricResult.exact("flops", job["flops_per_token"] * job["tokens"])
+    m[f"{label}/val_loss"] = mean_with_ci("val_loss", job["val_losses"], ci_over="held-out windows",
+                                          item_ids=[f"window{i}" for i in range(len(job["val_losses"]))])
+    for stem in EVAL_STEMS:
+        for setting in SETTINGS:
+            metric = _acc(ev[f"{stem}/{setting}"])
+            if is_largest:  # beside Table 3.9 / 3.10's 175B numbers (the paper's are %)
+                kind = "scramble" if stem in g3.SCRAMBLE else "arith"
+                metric.extra["reported_id"] = f"{kind}_{SLUG[stem]}_{setting}shot"
+            m[f"{label}/{SLUG[stem]}/{setting}/acc"] = metric
+    for setting in SETTINGS:
+        m[f"{label}/avg/{setting}/acc"] = _pooled([ev[f"{stem}/{setting}"] for stem in EVAL_STEMS])
+        m[f"{label}/arith/{setting}/acc"] = _pooled([ev[f"{stem}/{setting}"] for stem in ARITH_EVAL])
+        m[f"{label}/scramble/{setting}/acc"] = _pooled([ev[f"{stem}/{setting}"] for stem in SCRAMBLE_EVAL])
+        for n in (2, 3, 4, 5):
+            m[f"{label}/arith/{n}D/{setting}/acc"] = _pooled([ev[f"{stem}/{setting}"] for stem in digit_group(n)])
+    few = [c for stem in EVAL_STEMS for c in ev[f"{stem}/few"]["correct"]]
+    zero = [c for stem in EVAL_STEMS for c in ev[f"{stem}/zero"]["correct"]]
+    m[f"{label}/gap/few_minus_zero"] = paired_bootstrap_diff(few, zero, name="few_minus_zero")
+    lam = _acc(ev["lambada"])
+    if rank < len(PAPER_SIZES):
+        lam.extra["reported_id"] = f"lambada_zero_acc_{PAPER_SIZES[rank]}"
+    m[f"{label}/lambada/acc"] = lam
+    for key, entry in ev.items():
+        if key.startswith("sst2/"):
+            m[f"{label}/sst2/k{key.split('/')[1]}/acc"] = _acc(entry)
+    return m
+
+
+def acceleration(params: list[float], jobs: list[dict]) -> MetricResult:
+    """G3-C2: per-item (gain per e-fold of parameters over the last step) - (the same over the first
+    step), few-shot 2D+ and 2D- pooled: > 0 when accuracy rises faster at the large end (sharp,
+    convex in log N) than a straight line in log N would."""
+    items = [[c for stem in digit_group(2) for c in job["eval"][f"{stem}/few"]["correct"]] for job in jobs]
+    x = np.log(np.asarray(params, float))
+    first = (np.asarray(items[1], float) - np.asarray(items[0], float)) / (x[1] - x[0])
+    last = (np.asarray(items[-1], float) - np.asarray(items[-2], float)) / (x[-1] - x[-2])
+    return mean_with_ci("acceleration", (last - first).tolist(), keep_items=False,
+                        rule="(acc gain per e-fold of N, last step) - (first step), per item")
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper
+
+
+@register
+class GPT3(Paper):
+    name = "gpt3"
+    reported_key = "gpt3_brown2020"
+    citation = "Brown et al. 2020, Language Models are Few-Shot Learners"
+
+    def __init__(self, scale: str = "smoke"):
+        self._labels = [size.label for size in SCALES[scale].sizes]
+
+    def claims(self) -> list[Claim]:
+        labels, top = self._labels, self._labels[-1]
+        scramble = [f"{top}/{x}/few/acc" for x in ("CL", "A1", "A2", "RW")]
+        return [
+            Claim("G3-C1", "Few-shot >= one-shot >= zero-shot, and the few-vs-zero gap widens with size "
+                  "(all 15 synthetic tasks pooled)", "Fig. 1.2 / 1.3", self.name,
+                  all_of(greater(f"{top}/avg/few/acc", f"{top}/avg/one/acc"),
+                         greater(f"{top}/avg/one/acc", f"{top}/avg/zero/acc"),
+                         monotone([f"{m}/gap/few_minus_zero" for m in labels], "increasing", steps="means")),
+                  {"2D+ (175B, zero/one/few %)": (76.9, 99.6, 100.0), "RI (175B, zero/one/few %)": (8.26, 45.4, 67.2)}),
+            Claim("G3-C2", "Arithmetic ability appears abruptly with scale: few-shot 2D+/2D- accuracy rises with size, "
+                  "faster at the large end than linearly in log N", "Fig. 3.10", self.name,
+                  all_of(monotone([f"{m}/arith/2D/few/acc" for m in labels], "increasing", steps="means"),
+                         greater("arith/2D/few/acceleration", "threshold/zero")),
+                  {"2D+ few-shot %": {"13B": "about 50", "175B": 100.0}}),
+            Claim("G3-C3", "Accuracy falls with operand length (largest model, few-shot, + and - pooled)",
+                  "Table 3.9", self.name,
+                  monotone([f"{top}/arith/{n}D/few/acc" for n in (2, 3, 4, 5)], "decreasing", steps="means"),
+                  {"few-shot % (+)": {"2D": 100.0, "3D": 80.4, "4D": 25.5, "5D": 9.3}}),
+            Claim("G3-C4", f"Reversed words stay near zero (95% CI below {NEAR_ZERO:.0%}) and random insertion is the "
+                  "easiest unscrambling task (largest model, few-shot)", "Table 3.10", self.name,
+                  all_of(greater("threshold/near_zero", f"{top}/RW/few/acc"),
+                         *[greater(f"{top}/RI/few/acc", key) for key in scramble]),
+                  {"few-shot %": {"CL": 37.9, "A1": 15.1, "A2": 39.7, "RI": 67.2, "RW": 0.44}}),
+            Claim("G3-C5", f"Validation loss falls with compute as a power law (log-log R^2 >= {R2_MIN})",
+                  "Fig. 3.1", self.name,
+                  all_of(monotone([f"{m}/val_loss" for m in labels], "decreasing", steps="means"),
+                         greater("power_law/r2", "threshold/r2")),
+                  {"fit (from memory)": "L = 2.57 C^-0.048, C in PF-days"}),
+            Claim("G3-C6", "LAMBADA zero-shot accuracy rises with size", "Fig. 3.2 / Appendix H", self.name,
+                  monotone([f"{m}/lambada/acc" for m in labels], "increasing", steps="means"),
+                  {"acc %": dict(zip(PAPER_SIZES, (42.7, 54.3, 60.4, 63.6, 67.1, 70.3, 72.5, 76.2)))}),
+        ]
+
+    def measure(self, scale: str, seeds: list[int]) -> Measured:
+        s = SCALES[scale]
+        self._labels = [size.label for size in s.sizes]
+        seed = seeds[0]
+        corpus = load_corpus(s, seed)
+        # largest first: the longest runs start at once, the small ones fill in behind them
+        order = sorted(range(len(s.sizes)), key=lambda i: -s.sizes[i].n_layer * s.sizes[i].d_model ** 2)
+        done = run_parallel(size_job, [(s.sizes[i], s, corpus, seed) for i in order], desc="gpt3: size sweep")
+        jobs = [done[order.index(i)] for i in range(len(s.sizes))]
+        metrics: dict[str, MetricResult] = {}
+        for rank, (size, job) in enumerate(zip(s.sizes, jobs)):
+            metrics.update(size_metrics(size.label, rank, job, rank == len(s.sizes) - 1, s))
+        params = [job["params"] for job in jobs]
+        metrics["arith/2D/few/acceleration"] = acceleration(params, jobs)
+        compute = [job["flops_per_token"] * job["tokens"] for job in jobs]
+        losses = [metrics[f"{m}/val_loss"].value for m in self._labels]
+        alpha, c_c, r2 = power_law_fit(compute, losses)
+        metrics["power_law/exponent"] = MetricResult.exact("alpha_C", alpha, published=PAPER_COMPUTE_EXPONENT,
+                                                           published_verified=False, c_c=c_c, r2=r2)
+        metrics["power_law/r2"] = MetricResult.exact("r2", r2)
+        metrics["threshold/r2"] = MetricResult.exact("threshold", R2_MIN)
+        metrics["threshold/zero"] = MetricResult.exact("threshold", 0.0)
+        metrics["threshold/near_zero"] = MetricResult.exact("threshold", NEAR_ZERO)
+        configs = {"scale": dataclasses.asdict(s), "seeds": seeds, "corpus": corpus.info, "few_k": corpus.few_k,
+                   "sst2_shots": list(corpus.sst2_shots),
+                   "models": {size.label: model_config(s, size, len(corpus.tokenizer)).to_dict() for size in s.sizes},
+                   "train": {size.label: dataclasses.asdict(train_config(s, size, seed)) for size in s.sizes}}
+        figure = self.figure(scale, s, jobs, metrics, compute, (alpha, c_c, r2), corpus)
+        return Measured(metrics, configs, [str(figure)], self.notes(s, corpus, jobs, metrics, (alpha, c_c, r2)),
+                        {"Largest model vs GPT-3 175B (accuracy %, measured / paper)": self.table(s, metrics),
+                         "Few-shot accuracy % by size": self.size_table(metrics),
+                         "Samples (largest model, few-shot; completion as generated)": self.samples(jobs[-1])})
+
+    # -- report ----------------------------------------------------------------------------------
+    def table(self, s: ScaleSettings, metrics: dict) -> list[dict[str, str]]:
+        from harness.claims import load_reported
+
+        reported = {r["id"]: r["value"] for r in load_reported(self.reported_key)}
+        top, rows = self._labels[-1], []
+        for setting in SETTINGS:
+            row = {"setting": setting}
+            for stem in EVAL_STEMS:
+                kind = "scramble" if stem in g3.SCRAMBLE else "arith"
+                paper = reported.get(f"{kind}_{SLUG[stem]}_{setting}shot", "–")
+                row[g3.FAMILIES[stem]] = f"{100 * metrics[f'{top}/{SLUG[stem]}/{setting}/acc'].value:.1f} / {paper}"
+            rows.append(row)
+        return rows
+
+    def size_table(self, metrics: dict) -> list[dict[str, str]]:
+        rows = []
+        for m in self._labels:
+            row = {"model": m, "params": f"{int(metrics[f'{m}/params'].value):,}"}
+            row.update({g3.FAMILIES[stem]: f"{100 * metrics[f'{m}/{SLUG[stem]}/few/acc'].value:.1f}" for stem in EVAL_STEMS})
+            row["LAMBADA"] = f"{100 * metrics[f'{m}/lambada/acc'].value:.1f}"
+            rows.append(row)
+        return rows
+
+    @staticmethod
+    def samples(job: dict) -> list[dict[str, str]]:
+        return [{"task": g3.FAMILIES[stem], "completion": repr(job["eval"][f"{stem}/few"]["samples"][0])}
+                for stem in EVAL_STEMS if job["eval"][f"{stem}/few"]["samples"]]
+
+    def notes(self, s: ScaleSettings, corpus: Corpus, jobs: list[dict], metrics: dict, fit: tuple) -> list[str]:
+        info = corpus.info
+        alpha, _, r2 = fit
+        top = self._labels[-1]
+        return [
+            f"Pre-training: {info['train_tokens']:,} packed tokens, {info['natural_tokens']:,} natural (Gutenberg books, "
+            f"{s.book_chars:,} characters in equal shares, + c4_demo) and {info['task_tokens']:,} from "
+            f"{info['task_documents']:,} generated task documents: task_fraction {s.task_fraction} requested, "
+            f"{info['task_token_fraction']:.3f} of tokens measured. Every size sees {s.steps * s.batch_size * s.block_size:,} "
+            f"tokens ({s.steps} steps x {s.batch_size} x {s.block_size}). Byte-level BPE, {info['vocab']:,} tokens, "
+            "trained on the mixture.",
+            "Deviation: GPT-3 saw no synthetic task documents; its arithmetic and unscrambling came from web text at "
+            "300B tokens. Models 10^4-10^6 times smaller, trained on ~10^5 times fewer tokens, learn none of these "
+            "tasks from natural text alone, so the mixture contains documents of the same task families (1 to "
+            f"{1 + s.max_demos} items each, uniform) written by repro.data.gpt3_tasks from the published definitions. "
+            f"No generated item equals an item of any released file ({info['excluded_contexts']:,} contexts excluded), "
+            f"and scrambling words ({info['words']:,}, the most frequent in our text) exclude all "
+            f"{info['excluded_words']:,} target words of the files. The claims are then about in-context learning "
+            "of task families seen in pre-training, with unseen items.",
+            "Evaluation: released files, first "
+            f"{s.eval_items} items of a seeded shuffle per task, the same items for every size and K; greedy decoding "
+            "cut at the first newline, exact string match. Few-shot K per task (as many as fit the context "
+            f"{s.block_size} with room for the answer, capped at the paper's 50/100): "
+            + ", ".join(f"{g3.FAMILIES[k]} {v}" for k, v in corpus.few_k.items())
+            + ". Exemplars are sampled per item from a pool of "
+            f"{s.exemplar_pool} generated items per task. The word tasks are prompted without the paper's instruction "
+            "line (the files' own format; our models cannot read instructions).",
+            f"LAMBADA: zero-shot, {s.lambada_items} items, correct iff the target word is greedy's continuation "
+            "(GPT-2/lm-eval); the paper reports % and uses a fill-in-the-blank format only few-shot. "
+            f"SST-2: rank classification of ' negative'/' positive', {s.sst2_items} validation items; K = "
+            + ", ".join(map(str, corpus.sst2_shots)) + f" (Ks whose prompts fit {s.block_size} tokens for >= 95% of items; "
+            "the rest are left-truncated by the harness).",
+            f"Loss vs compute: held-out mixture loss ({s.val_batches * s.batch_size} windows, the same for every size) after training, C = flops_per_token "
+            f"(6N + attention) x tokens; fit L = (C_c/C)^alpha gives alpha = {alpha:.3f}, R^2 = {r2:.3f} over "
+            f"{len(jobs)} sizes (GPT-3 Fig. 3.1: 0.048 over the frontier of all training curves, from memory). "
+            "With one token budget for all sizes the points are not compute-optimal; the figure also shows the "
+            "held-out loss along each run.",
+            f"Architecture: {self._labels} = GPT-3's (gpt3_125m preset, scaled), context {s.block_size}, banded layers "
+            f"(every second, first dense) attend to the last {s.local_window} tokens (= context/8, the preset's 256/2048), "
+            "so a filled few-shot prompt exceeds the band. Peak LR falls with size as in Table 2.1; cosine to 10%, "
+            f"warm-up {s.warmup_frac:.0%} of steps.",
+            f"Paper numbers beside ours: our largest model ({top}) beside GPT-3 175B in Tables 3.9/3.10 "
+            "(ids arith_*/scramble_*), LAMBADA by rank in the sweep (our smallest beside 125M, ...). Absolute levels "
+            "are not comparable; the claims are about directions.",
+            "One seed; CIs resample evaluation items, not training runs.",
+            "Training seconds per size (cached runs keep their first time): "
+            + ", ".join(f"{m} {job['seconds']:.0f}" for m, job in zip(self._labels, jobs)) + ".",
+        ]
+
+    def figure(self, scale: str, s: ScaleSettings, jobs: list[dict], metrics: dict, compute: list[float],
+               fit: tuple, corpus: Corpus) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        labels = self._labels
+        params = [metrics[f"{m}/params"].value for m in labels]
+
+        def series(ax, xs, keys, **kw):
+            ms = [metrics[k] for k in keys]
+            ax.errorbar(xs, [100 * x.value for x in ms],
+                        yerr=[[100 * max(0.0, x.value - x.ci_low) for x in ms], [100 * max(0.0, x.ci_high - x.value) for x in ms]],
+                        marker="o", capsize=3, **kw)
+
+        fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+        ax = axes[0, 0]
+        for setting, name in zip(SETTINGS, ("zero-shot", "one-shot", "few-shot")):
+            series(ax, params, [f"{m}/avg/{setting}/acc" for m in labels], label=name)
+        ax.set_title("Fig. 1.2-like: 15 synthetic tasks pooled", fontsize=10)
+        ax = axes[0, 1]
+        for stem in ARITH_EVAL:
+            ax.plot(params, [100 * metrics[f"{m}/{SLUG[stem]}/few/acc"].value for m in labels], marker="o",
+                    label=g3.FAMILIES[stem])
+        ax.set_title("Fig. 3.10-like: arithmetic, few-shot", fontsize=10)
+        ax = axes[0, 2]
+        for stem in SCRAMBLE_EVAL:
+            ax.plot(params, [100 * metrics[f"{m}/{SLUG[stem]}/few/acc"].value for m in labels], marker="o",
+                    label=g3.FAMILIES[stem])
+        ax.set_title("Fig. 3.11-like: unscrambling, few-shot", fontsize=10)
+        for ax in (axes[0, 0], axes[0, 1], axes[0, 2]):
+            ax.set_xscale("log")
+            ax.set_xlabel("parameters")
+            ax.set_ylabel("accuracy %")
+            ax.legend(fontsize=7, ncol=2)
+        ax = axes[1, 0]
+        for m, job in zip(labels, jobs):
+            pts = [(h["step"], h["eval_loss"]) for h in job["history"] if "eval_loss" in h]
+            per_step = job["flops_per_token"] * s.batch_size * s.block_size
+            ax.plot([st * per_step for st, _ in pts], [v for _, v in pts], marker=".", alpha=0.6, label=m)
+        alpha, c_c, r2 = fit
+        xs = np.geomspace(min(compute), max(compute), 50)
+        ax.plot(xs, (c_c / xs) ** alpha, "k--", label=f"fit alpha={alpha:.3f}, R2={r2:.2f}")
+        ax.scatter(compute, [metrics[f"{m}/val_loss"].value for m in labels], color="k", zorder=3)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training FLOPs")
+        ax.set_ylabel("held-out loss")
+        ax.set_title("Fig. 3.1-like: loss vs compute", fontsize=10)
+        ax.legend(fontsize=7)
+        ax = axes[1, 1]
+        for m in labels:
+            ks = list(corpus.sst2_shots)
+            series(ax, [max(k, 0.5) for k in ks], [f"{m}/sst2/k{k}/acc" for k in ks], label=m)
+        ax.set_xscale("log")
+        ax.set_xlabel("K (0 drawn at 0.5)")
+        ax.set_ylabel("accuracy %")
+        ax.axhline(50, color="grey", lw=0.5)
+        ax.set_title("SST-2 in-context: accuracy vs K", fontsize=10)
+        ax.legend(fontsize=7)
+        ax = axes[1, 2]
+        series(ax, params, [f"{m}/lambada/acc" for m in labels], label="ours")
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel("accuracy %")
+        ax.set_title("LAMBADA zero-shot", fontsize=10)
+        fig.suptitle(f"GPT-3 size sweep ({scale} scale), 95% CI", fontsize=11)
+        fig.tight_layout()
+        return self.save_figure(fig, f"{scale}_gpt3_sweep.png")
+
+
+__all__ = ["GPT3", "SCALES", "ScaleSettings", "Size", "load_corpus", "model_config", "train_config",
+           "register_eval_tasks", "EVAL_STEMS", "SLUG"]
