@@ -59,7 +59,7 @@ def test_registry_has_every_family_the_brief_names():
                                           "sat-en-without-passage", "aqua-rat", "gaokao-english", "math")}
     assert expected <= names
     assert "sst2" in list_tasks(cluster="sentiment") and "sst2" not in list_tasks(cluster="nli")
-    assert set(list_tasks(cluster="nli")) == {"rte", "wnli", "qnli"}
+    assert set(list_tasks(cluster="nli")) == {"rte", "wnli", "qnli", "flan/rte", "flan/wnli", "flan/qnli"}
 
 
 def test_unknown_task_names_close_matches():
@@ -79,7 +79,7 @@ def test_every_task_keeps_eval_and_exemplars_apart_by_declaration():
                 assert es.stop is not None and xs.start == es.stop, name
         assert t.kind in {"multiple_choice", "generation", "perplexity", "preference", "regression"}
         if t.kind in ("multiple_choice", "regression"):
-            assert "options" in t.template_names or name.startswith("agieval/"), name
+            assert "options" in t.template_names or name.startswith(("agieval/", "flan/", "rg/")), name
 
 
 def test_same_split_exemplars_must_be_disjoint_slices():

@@ -87,6 +87,9 @@ class Template:
     assemble: Callable[[list[Record], Record], str] | None = None
     stop: tuple[str, ...] | None = None  # overrides the task's stop strings for generation
     stage2: str | None = None  # zero-shot chain of thought: the answer-extraction suffix (AGIEval)
+    # a template that "turns the task around" (FLAN): the answer is this text over the record's
+    # fields (e.g. write a review given its sentiment), not a choice; such templates train, never score
+    target: Text | None = None
 
     def choice_list(self, record: Mapping[str, Any]) -> list[str]:
         return list(self.choices if self.choices is not None else record.get("choices", ()))
@@ -106,6 +109,9 @@ class Template:
 
     def answer(self, record: Mapping[str, Any]) -> str:
         """The gold answer as the model should write it (appended to exemplars)."""
+        if self.target is not None:
+            text = self.target(record) if callable(self.target) else self.target.format(**self.fields(record))
+            return self.verbalize.format(text)
         if "label" in record and self.choice_list(record):
             return self.continuations(record)[int(record["label"])]
         return self.verbalize.format(record["target"])
@@ -852,3 +858,7 @@ def _declare() -> list[Task]:
 
 for _task in _declare():
     register(_task)
+
+# FLAN / T0 instruction tasks (flan/*, rg/*, p3/*) declare themselves into this registry; imported
+# here, after every name above exists, so that any `get_task` user sees them.
+from repro.data import instructions as _instructions  # noqa: E402,F401
