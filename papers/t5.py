@@ -67,6 +67,8 @@ TRANSLATION, SUMMARIZATION = "multi30k_en_de", "xsum"
 # T5's text-to-text prefixes (Appendix D): the task name, then each field as "name: text"
 PREFIX_FIELDS = {"sst2": ("sentence",), "cola": ("sentence",), "mrpc": ("sentence1", "sentence2"),
                  "stsb": ("sentence1", "sentence2"), "rte": ("sentence1", "sentence2")}
+# cached predictions are keyed by this: GLUE by rank classification, generation tasks greedy
+SCORING = "glue_rank_classification+greedy"
 STSB_STEP = 0.2  # §2.4: STS-B scores rounded to the nearest 0.2 and written as a literal number
 
 
@@ -387,7 +389,7 @@ def finetune_config(s: ScaleSettings, seed: int) -> TrainConfig:
 def pretrain_dir(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> Path:
     identity = {"pretraining": dataclasses.asdict(p), "scale": dataclasses.asdict(s),
                 "train": dataclasses.asdict(pretrain_config(s, seed)), "vocab": len(corpus.tokenizer),
-                "tokens": len(corpus.pretrain_ids)}
+                "tokens": len(corpus.pretrain_ids), "tokenizer": Path(corpus.tokenizer.name_or_path).name}
     return artifact_dir(f"t5_pretrain_{p.label}_s{seed}", identity)
 
 
@@ -409,7 +411,10 @@ def finetune_dir(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> Pat
     p = next((p for p in pretrainings(s) if p.label == label), None)
     identity = {"pretrained": pretrain_dir(p, s, corpus, seed).name if p else None, "scale": dataclasses.asdict(s),
                 "train": dataclasses.asdict(finetune_config(s, seed)), "n_examples": len(corpus.finetune),
-                "eval": {t: len(v) for t, v in corpus.eval_sources.items()}}
+                "eval": {t: len(v) for t, v in corpus.eval_sources.items()},
+                # the tokenizer (its cache key hashes its corpus) and how answers are scored: both
+                # change the cached predictions, the randomly initialised model's included
+                "tokenizer": Path(corpus.tokenizer.name_or_path).name, "scoring": SCORING}
     return artifact_dir(f"t5_finetune_{label}_s{seed}", identity)
 
 

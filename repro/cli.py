@@ -15,6 +15,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -157,11 +158,21 @@ def cmd_regress(args: argparse.Namespace) -> None:
     else:  # re-run the smoke scale of every paper that has a baseline, into a scratch results root
         scratch = Path(tempfile.mkdtemp(prefix="repro-regress-"))
         scale = baseline.name
-        for path in sorted(baseline.glob("*.json")):
-            try:
-                run_paper(papers.get_paper(path.stem), scale, root=scratch, quiet=True)
-            except KeyError as e:
-                raise UserError(e.args[0]) from None
+        # Train afresh: models cached by earlier code (the cache key hashes the engine, not the
+        # paper modules) would hide exactly the regressions this check is for.
+        cache = os.environ.get("REPRO_ARTIFACTS")
+        os.environ["REPRO_ARTIFACTS"] = str(scratch / "artifacts")
+        try:
+            for path in sorted(baseline.glob("*.json")):
+                try:
+                    run_paper(papers.get_paper(path.stem), scale, root=scratch, quiet=True)
+                except KeyError as e:
+                    raise UserError(e.args[0]) from None
+        finally:
+            if cache is None:
+                del os.environ["REPRO_ARTIFACTS"]
+            else:
+                os.environ["REPRO_ARTIFACTS"] = cache
         fresh = scratch / scale
     regressions = compare_dirs(baseline, fresh, rel_tol=args.rel_tol)
     if regressions:

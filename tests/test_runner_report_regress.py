@@ -82,3 +82,19 @@ def test_regress_passes_an_unchanged_run_and_catches_an_injected_regression(tmp_
     with pytest.raises(SystemExit):
         main(["regress", "--baseline", str(baseline / "smoke"), "--fresh", str(fresh)])
     assert "REGRESSION toy: metric strong/toy/acc" in capsys.readouterr().err
+
+
+def test_regress_trains_afresh_instead_of_loading_cached_models(tmp_path, toy, monkeypatch):
+    """A model cached by older paper code must not stand in for a fresh smoke run."""
+    from repro.pipeline import artifacts_dir
+
+    baseline = tmp_path / "baseline"
+    run_paper(toy, "smoke", [0], root=baseline, quiet=True)
+    stale = tmp_path / "stale-cache"
+    monkeypatch.setenv("REPRO_ARTIFACTS", str(stale))
+    seen = []
+    measure = toy.measure
+    monkeypatch.setattr(toy, "measure", lambda scale, seeds: (seen.append(artifacts_dir()), measure(scale, seeds))[1])
+    assert main(["regress", "--baseline", str(baseline / "smoke")]) == 0
+    assert len(seen) == 1 and seen[0] != stale and not seen[0].exists()
+    assert artifacts_dir() == stale  # the caller's setting is back afterwards
