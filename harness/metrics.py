@@ -55,6 +55,7 @@ __all__ = [
     "matthews_corrcoef",
     "mean_with_ci",
     "normalize_answer",
+    "over_prompts",
     "paired_bootstrap_diff",
     "paired_bootstrap_ratio",
     "pearson",
@@ -275,6 +276,38 @@ def paired_bootstrap_ratio(a_items: Sequence[float], b_items: Sequence[float], *
     lo, hi = _percentile_ci(_ratio_of_sums(_resampled_sums(np.stack([a, b], axis=1), n_resamples, seed)))
     return MetricResult(name, value, len(a), lo, hi, {"ci_method": "paired percentile bootstrap over items",
                                                       "n_resamples": n_resamples, "seed": seed})
+
+
+def over_prompts(name: str, per_dataset: Sequence[np.ndarray], reduce: str = "median", *,
+                 n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> MetricResult:
+    """A statistic across prompts (templates), averaged over datasets: T0's median accuracy over a
+    dataset's prompts, FLAN's spread (standard deviation) over templates.
+
+    ``per_dataset``: one (prompts x items) array of per-item scores per dataset, every prompt
+    scored on the same items. Per dataset, each prompt's mean over items is reduced over prompts
+    (``median``, ``std`` (population), ``mean``, ``iqr``); the value is the mean over datasets.
+    CI: percentile bootstrap resampling items within each dataset, the same items for every
+    prompt, so a prompt's accuracy and its rank among prompts move together."""
+    reducers = {"median": lambda a: float(np.median(a)), "std": lambda a: float(np.std(a)),
+                "mean": lambda a: float(np.mean(a)),
+                "iqr": lambda a: float(np.subtract(*np.percentile(a, [75, 25])))}
+    if reduce not in reducers:
+        raise ValueError(f"reduce must be one of {sorted(reducers)}, not {reduce!r}")
+    mats = [np.asarray(m, dtype=np.float64) for m in per_dataset]
+    if not mats or any(m.ndim != 2 or m.shape[1] == 0 for m in mats):
+        raise ValueError("over_prompts needs, per dataset, a non-empty (prompts x items) array")
+    f = reducers[reduce]
+
+    def stat(index_sets) -> float:
+        return float(np.mean([f(m[:, idx].mean(1)) for m, idx in zip(mats, index_sets)]))
+
+    value = stat([np.arange(m.shape[1]) for m in mats])
+    rng = np.random.default_rng(seed)
+    samples = [stat([rng.integers(0, m.shape[1], m.shape[1]) for m in mats]) for _ in range(n_resamples)]
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    return MetricResult(name, value, sum(m.shape[1] for m in mats), float(lo), float(hi),
+                        {"ci_method": "percentile bootstrap over items (within dataset)", "n_resamples": n_resamples,
+                         "templates": int(mats[0].shape[0]), "reduce": reduce, "datasets": len(mats)})
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ import torch
 
 from harness.claims import Claim, all_of, greater, monotone
 from harness.lm import ReproLM
-from harness.metrics import MetricResult, mean_with_ci, paired_bootstrap_diff
+from harness.metrics import MetricResult, mean_with_ci, over_prompts, paired_bootstrap_diff
 from harness.scenarios import Scenario, run_scenario
 from papers import Measured, Paper, register
 from papers import gpt2 as gpt2_paper
@@ -269,18 +269,7 @@ def template_spread(scores: dict, cluster: str, shots: int, n_resamples: int = 1
     for task, by_template in sorted(scores[cluster][str(shots)].items()):
         uids = list(next(iter(by_template.values())))
         mats.append(np.array([[by_template[t][u] for u in uids] for t in by_template], dtype=float))  # templates x items
-
-    def stat(index_sets) -> float:
-        return float(np.mean([m[:, idx].mean(1).std() for m, idx in zip(mats, index_sets)]))
-
-    value = stat([np.arange(m.shape[1]) for m in mats])
-    rng = np.random.default_rng(seed)
-    samples = [stat([rng.integers(0, m.shape[1], m.shape[1]) for m in mats]) for _ in range(n_resamples)]
-    lo, hi = np.percentile(samples, [2.5, 97.5])
-    n = sum(m.shape[1] for m in mats)
-    return MetricResult("template_std", value, n, float(lo), float(hi),
-                        {"ci_method": "percentile bootstrap over items (within dataset)", "n_resamples": n_resamples,
-                         "templates": int(mats[0].shape[0]) if mats else 0})
+    return over_prompts("template_std", mats, "std", n_resamples=n_resamples, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -431,7 +431,7 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
         if p is not None:  # "no pre-training" starts from the random initialisation
             model.load_state_dict(torch.load(pretrain_dir(p, s, corpus, seed) / "model.pt", weights_only=True))
         t0 = time.perf_counter()
-        Trainer(model, finetune_config(s, seed), finetuning_batches(corpus, s, kind), out).fit()
+        Trainer(model, finetune_config(s, seed), finetuning_batches(corpus.finetune, corpus, s.finetune_batch, kind), out).fit()
         seconds = time.perf_counter() - t0
         model.eval()
         predictions = {task: rank_classify(model, corpus, sources, answer_strings(task)) if task in GLUE
@@ -441,22 +441,21 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
     return json.loads(done.read_text())
 
 
-def finetuning_batches(corpus: Corpus, s: ScaleSettings, kind: str, window: int = 16):
-    """One pass over the mixture's examples, `finetune_batch` per step. The sampled order is cut
+def finetuning_batches(pairs: list[tuple[list[int], list[int]]], corpus: Corpus, b: int, kind: str,
+                       window: int = 16):
+    """One pass over `pairs` (source, target token ids), `b` per step. The sampled order is cut
     into windows of `window` batches; inside a window examples are sorted by length and the
     window's batches served in a seeded order, so a batch of short GLUE items is not padded to
     an XSum document (T5 packs examples instead; the point is the same: no compute on padding)."""
-    b = s.finetune_batch
     order: list[int] = []
     g = torch.Generator().manual_seed(0)
-    for w in range(0, len(corpus.finetune), b * window):
-        chunk = sorted(range(w, min(w + b * window, len(corpus.finetune))),
-                       key=lambda i: len(corpus.finetune[i][0]) + len(corpus.finetune[i][1]))
+    for w in range(0, len(pairs), b * window):
+        chunk = sorted(range(w, min(w + b * window, len(pairs))), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
         batches = [chunk[i : i + b] for i in range(0, len(chunk), b)]
         order += [i for j in torch.randperm(len(batches), generator=g).tolist() for i in batches[j]]
 
     def batch(step: int) -> dict:
-        return seq2seq_batch([corpus.finetune[i] for i in order[step * b : (step + 1) * b]], corpus, kind)
+        return seq2seq_batch([pairs[i] for i in order[step * b : (step + 1) * b]], corpus, kind)
 
     return batch
 

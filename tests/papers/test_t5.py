@@ -154,7 +154,7 @@ def test_answer_strings_cover_every_label():
 def test_finetuning_batches_serve_every_example_once_and_group_lengths(tiny_corpus):
     s = SCALES["smoke"]
     b = s.finetune_batch
-    batches = finetuning_batches(tiny_corpus, s, "encoder-decoder", window=3)
+    batches = finetuning_batches(tiny_corpus.finetune, tiny_corpus, b, "encoder-decoder", window=3)
     n_steps = len(tiny_corpus.finetune) // b
     seen = [tuple(row[row != tiny_corpus.tokenizer.pad_token_id].tolist()) for step in range(n_steps)
             for row in batches(step)["input_ids"]]

@@ -1,0 +1,530 @@
+"""T0 (Sanh et al. 2022): multitask prompted training of an LM-adapted encoder-decoder, zero-shot
+on task types it never saw.
+
+Recipe, scaled down:
+
+1. Base: the T5 module's encoder-decoder, pre-trained with span corruption on its corpus and
+   Unigram vocabulary (`papers.t5`: the same run, so a `reproduce-all` trains it once for both
+   papers), at several sizes for T0-C4 (the T5 scale's own size is one of them).
+2. LM adaptation (T5+LM, Lester et al. 2021): the span-corruption model trained further with the
+   prefix-LM objective (a window's first part in, its continuation out) for `adapt_steps`.
+3. Multitask prompted training on the P3 sample (`t0_p3_50k`: T0's own training mixture, one file
+   per dataset x PromptSource prompt, 37 datasets, ~7.5 prompts each, registered as `p3/*` tasks by
+   `repro.data.instructions`), examples-proportional over (dataset, prompt) files as T0 (a dataset
+   counts once per prompt; T0's 500k cap never binds on 180 rows per file). T0's held-out task types
+   (NLI, coreference, sentence completion, word sense) are refused by the mixture builder: none of
+   the sample's datasets has them, and a test keeps it so.
+4. Zero-shot evaluation on the held-out-type datasets the mirror holds (GLUE RTE and QNLI: NLI; WNLI:
+   Winograd coreference recast as NLI) with every prompt written by this project for them (the
+   `flan/*` templates' scored prompts), by rank classification over the answer strings; per
+   dataset the median and the spread (standard deviation) over prompts, and the mean over prompts
+   per item (the model card's "mean over prompts").
+
+Runs (one multitask run each; the main one is shared between claims):
+  LM-adapted base of each size, not trained further                  -> T0-C1 base, T0-C4 context
+  main size, every dataset, every prompt (T0)                        -> T0-C1, T0-C2 "all", T0-C3 "all"
+  main size, every dataset, p prompts per dataset, for p in `prompts` -> T0-C2 (Fig. 6)
+  main size, the first k datasets (nested), for k in `datasets`      -> T0-C3 (Fig. 7: T0 -> T0+ -> T0++)
+  the other sizes, every dataset, every prompt                       -> T0-C4 (T0_3B vs T0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.claims import Claim, all_of, greater, monotone
+from harness.metrics import MetricResult, mean_with_ci, over_prompts, paired_bootstrap_diff
+from papers import Measured, Paper, register
+from papers import t5 as t5_paper
+from repro.data.instructions import P3_TASK_TYPE, p3_split, p3_stems, scored_templates
+from repro.data.tasks import Mixture, get_task
+from repro.model import LanguageModel
+from repro.pipeline import artifact_dir, run_parallel, train_once
+from repro.train import Trainer, TrainConfig, atomic_save, atomic_write_text
+
+# T0 §3: the task types kept out of training to test generalisation to unseen tasks
+HELD_OUT_TYPES = ("nli", "coreference", "sentence_completion", "word_sense")
+# the mirror's datasets of those types, scored with the project's prompts (FLAN templates' scored ones)
+HELD_OUT = {"flan/rte": "nli", "flan/qnli": "nli", "flan/wnli": "coreference"}
+ALL = 0  # "every prompt" / "every dataset" in the sweeps
+
+
+@dataclass(frozen=True)
+class Size:
+    n_layer: int
+    d_model: int
+    n_head: int
+    d_ff: int
+
+    @property
+    def label(self) -> str:
+        return f"L{self.n_layer}d{self.d_model}"
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    t5_scale: str  # the T5 module's scale: corpus, vocabulary and span-corruption recipe
+    sizes: tuple[Size, ...]  # ascending; T0: 3B and 11B (T5.1.1 XL, XXL)
+    main_index: int  # which size is T0's main model
+    adapt_steps: int  # LM adaptation (T5+LM: 100k steps on top of T5.1.1's 1M)
+    # multitask prompted training (T0: 12,200 steps x 1,024 sequences, Adafactor lr 1e-3, dropout 0.1,
+    # inputs 1,024 / targets 256 tokens)
+    steps: int
+    batch_size: int
+    lr: float
+    max_source: int
+    max_target: int
+    prompts: tuple[int, ...]  # T0-C2's prompts per dataset (Fig. 6: 1, 5.7, 8.03 on average); ALL = every one
+    datasets: tuple[int, ...]  # T0-C3's nested dataset counts (T0 -> T0+ -> T0++); ALL = every one
+    # evaluation
+    eval_items: int  # held-out items per dataset (the same for every model and prompt)
+    eval_prompts: int | None  # prompts per held-out dataset (None: all the project wrote)
+
+    @property
+    def main(self) -> Size:
+        return self.sizes[self.main_index]
+
+
+SCALES = {
+    "smoke": ScaleSettings(
+        t5_scale="smoke", sizes=(Size(1, 16, 2, 32), Size(1, 32, 2, 64)), main_index=1, adapt_steps=10,
+        steps=12, batch_size=8, lr=3e-3, max_source=64, max_target=16, prompts=(1, ALL), datasets=(6, ALL),
+        eval_items=8, eval_prompts=2,
+    ),
+    "cpu": ScaleSettings(
+        # the T5 cpu model is L2d64 (pre-training 0.43-0.50 s/step on one core); probes for the rest
+        # are in the notes of the run that set these
+        t5_scale="cpu", sizes=(Size(2, 32, 2, 128), Size(2, 64, 4, 256), Size(3, 96, 4, 384)), main_index=1,
+        adapt_steps=100, steps=250, batch_size=32, lr=1e-2, max_source=128, max_target=32,
+        prompts=(1, 3, ALL), datasets=(9, 18, ALL), eval_items=100, eval_prompts=None,
+    ),
+    "gpu": ScaleSettings(
+        t5_scale="gpu", sizes=(Size(4, 256, 4, 1024), Size(6, 512, 8, 2048), Size(8, 768, 12, 3072)), main_index=1,
+        adapt_steps=2000, steps=3000, batch_size=128, lr=1e-3, max_source=256, max_target=64,
+        prompts=(1, 3, ALL), datasets=(9, 18, ALL), eval_items=500, eval_prompts=None,
+    ),
+}
+
+
+def t5_settings(s: ScaleSettings, size: Size) -> t5_paper.ScaleSettings:
+    """The T5 module's settings with this size's architecture (unchanged for the T5 scale's own size,
+    so its span-corruption run is the T5 module's baseline, shared through the artifact cache)."""
+    return dataclasses.replace(t5_paper.SCALES[s.t5_scale], n_layer=size.n_layer, d_model=size.d_model,
+                               n_head=size.n_head, d_ff=size.d_ff)
+
+
+def span_pretraining(s5: t5_paper.ScaleSettings) -> t5_paper.Pretraining:
+    return t5_paper.pretrainings(s5)[0]  # T5's baseline: span corruption, 15%, mean span 3
+
+
+LM_ADAPTATION = t5_paper.Pretraining("lm_adapt", "prefix_lm")
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs
+
+
+@dataclass(frozen=True)
+class MultitaskRun:
+    """One multitask prompted training run (`prompts`/`datasets` ALL = T0's full mixture), or, with
+    `steps` 0, the LM-adapted base scored as it is."""
+
+    label: str
+    size: Size
+    prompts: int = ALL
+    datasets: int = ALL
+    trained: bool = True
+
+
+def plan(s: ScaleSettings) -> list[MultitaskRun]:
+    main = s.main
+    runs = [MultitaskRun(f"base_{z.label}", z, trained=False) for z in s.sizes]
+    runs.append(MultitaskRun(f"t0_{main.label}", main))
+    runs += [MultitaskRun(f"t0_{main.label}_p{p}", main, prompts=p) for p in s.prompts if p != ALL]
+    runs += [MultitaskRun(f"t0_{main.label}_d{k}", main, datasets=k) for k in s.datasets if k != ALL]
+    runs += [MultitaskRun(f"t0_{z.label}", z) for z in s.sizes if z != main]
+    return runs
+
+
+def p3_datasets() -> dict[str, list[str]]:
+    """Dataset -> its P3 files (prompts), in file order."""
+    out: dict[str, list[str]] = {}
+    for stem in p3_stems():
+        out.setdefault(p3_split(stem)[0], []).append(stem)
+    return out
+
+
+def training_stems(run: MultitaskRun, seed: int) -> list[str]:
+    """The P3 files a run trains on: the first `datasets` of a seeded order of the datasets (nested:
+    a larger count adds datasets, as T0+ adds to T0), and of each the first `prompts` of a seeded
+    order of its prompts (nested too)."""
+    by_dataset = p3_datasets()
+    names = sorted(by_dataset)
+    random.Random(f"t0|datasets|{seed}").shuffle(names)
+    if run.datasets != ALL:
+        if run.datasets > len(names):
+            raise ValueError(f"{run.label}: {run.datasets} datasets asked, the P3 sample has {len(names)}")
+        names = names[: run.datasets]
+    stems = []
+    for ds in sorted(names):
+        prompts = list(by_dataset[ds])
+        random.Random(f"t0|prompts|{ds}|{seed}").shuffle(prompts)
+        stems += sorted(prompts if run.prompts == ALL else prompts[: run.prompts])
+    return stems
+
+
+def t0_mixture(stems: list[str], name: str) -> Mixture:
+    """T0's training mixture over P3 files: examples-proportional, uncapped at our sizes; a file of a
+    held-out task type is refused, so an unseen type can never leak into training."""
+    leaked = sorted(st for st in stems if P3_TASK_TYPE[p3_split(st)[0]] in HELD_OUT_TYPES)
+    if leaked:
+        raise ValueError(f"P3 files of held-out task types {HELD_OUT_TYPES} in the mixture: {leaked}")
+    return Mixture(name, [f"p3/{st}" for st in stems], cap=None)
+
+
+def encode(tok, texts: list[str], limit: int) -> list[list[int]]:
+    """Token ids of each text on one line, keeping the last `limit` tokens: the question and its
+    answer cue end a prompt, the passage before them is what gets cut (T0 cuts at 1,024 tokens)."""
+    return [ids[-limit:] for ids in tok([t5_paper.one_line(t) for t in texts], add_special_tokens=False)["input_ids"]]
+
+
+def training_pairs(run: MultitaskRun, s: ScaleSettings, tok, seed: int) -> list[tuple[list[int], list[int]]]:
+    stems = training_stems(run, seed)
+    draws = t0_mixture(stems, f"t0_{run.label}").sample(s.steps * s.batch_size, seed)
+    sources = encode(tok, [r["input"] for _, r in draws], s.max_source)
+    targets = [ids[: s.max_target] for ids in tok([t5_paper.one_line(r["target"]) for _, r in draws],
+                                                  add_special_tokens=False)["input_ids"]]
+    return list(zip(sources, targets))
+
+
+def adapt_config(s: ScaleSettings, s5: t5_paper.ScaleSettings, seed: int) -> TrainConfig:
+    # T5+LM continues T5's pre-training (same optimiser and schedule) with the LM objective
+    return dataclasses.replace(t5_paper.pretrain_config(s5, seed), steps=s.adapt_steps,
+                               log_every=max(1, s.adapt_steps // 4))
+
+
+def multitask_config(s: ScaleSettings, seed: int) -> TrainConfig:
+    # T0: Adafactor at a constant 1e-3 for 12,200 steps; our few hundred steps need a larger step
+    # (as the T5 module's fine-tuning, measured there)
+    return TrainConfig(steps=s.steps, batch_size=s.batch_size, optimizer="adafactor", lr=s.lr, schedule="constant",
+                       warmup_steps=0, weight_decay=0.0, grad_clip=0.0, seed=seed, log_every=max(1, s.steps // 4),
+                       progress=False)
+
+
+def adapt_dir(s: ScaleSettings, size: Size, corpus, seed: int) -> Path:
+    s5 = t5_settings(s, size)
+    identity = {"span": t5_paper.pretrain_dir(span_pretraining(s5), s5, corpus, seed).name,
+                "adapt": dataclasses.asdict(LM_ADAPTATION), "train": dataclasses.asdict(adapt_config(s, s5, seed))}
+    return artifact_dir(f"t0_lm_adapt_{size.label}_s{seed}", identity)
+
+
+def pretrain_job(s: ScaleSettings, size: Size, corpus, seed: int) -> float:
+    """Span corruption (T5's own job, so the run is shared with the T5 module), then LM adaptation."""
+    s5 = t5_settings(s, size)
+    seconds = t5_paper.pretrain_job(span_pretraining(s5), s5, corpus, seed)
+    out = adapt_dir(s, size, corpus, seed)
+
+    def adapt() -> dict:
+        torch.manual_seed(seed)
+        model = LanguageModel(t5_paper.model_config(s5, len(corpus.tokenizer)))
+        span = t5_paper.pretrain_dir(span_pretraining(s5), s5, corpus, seed) / "model.pt"
+        model.load_state_dict(torch.load(span, weights_only=True))
+        history = Trainer(model, adapt_config(s, s5, seed),
+                          # another seed: other windows than pre-training's first steps saw
+                          t5_paper.pretraining_batches(LM_ADAPTATION, corpus, s5, seed + 1), out).fit()
+        atomic_save(model.state_dict(), out / "model.pt")
+        return {"final_loss": history[-1].get("loss") if history else None}
+
+    return seconds + train_once(out, adapt)["seconds"]
+
+
+def run_dir(run: MultitaskRun, s: ScaleSettings, corpus, seed: int) -> Path:
+    identity = {"run": dataclasses.asdict(run), "base": adapt_dir(s, run.size, corpus, seed).name,
+                "scale": dataclasses.asdict(s), "train": dataclasses.asdict(multitask_config(s, seed)),
+                "eval": {"held_out": sorted(HELD_OUT), "version": 1}}
+    return artifact_dir(f"t0_{run.label}_s{seed}", identity)
+
+
+def multitask_job(run: MultitaskRun, s: ScaleSettings, corpus, seed: int) -> dict:
+    """Train one model on its P3 mixture (a `run_parallel` job) and score it on the held-out
+    datasets; the scores are cached beside the model."""
+    out = run_dir(run, s, corpus, seed)
+    done = out / "scores.json"
+    if not done.exists():
+        s5 = t5_settings(s, run.size)
+        torch.manual_seed(seed)
+        model = LanguageModel(t5_paper.model_config(s5, len(corpus.tokenizer), dropout=0.1 if run.trained else 0.0))
+        model.load_state_dict(torch.load(adapt_dir(s, run.size, corpus, seed) / "model.pt", weights_only=True))
+        seconds, n_stems = 0.0, 0
+        if run.trained:
+            stems = training_stems(run, seed)
+            n_stems = len(stems)
+            pairs = training_pairs(run, s, corpus.tokenizer, seed)
+            t = time.perf_counter()
+            batches = t5_paper.finetuning_batches(pairs, corpus, s.batch_size, "encoder-decoder")
+            Trainer(model, multitask_config(s, seed), batches, out).fit()
+            seconds = time.perf_counter() - t
+        model.eval()
+        out.mkdir(parents=True, exist_ok=True)
+        params = sum(p.numel() for p in model.parameters())
+        atomic_write_text(done, json.dumps({"seconds": seconds, "params": params, "p3_files": n_stems,
+                                            "scores": evaluate(model, corpus, s)}))
+    return json.loads(done.read_text())
+
+
+def held_out_prompts(s: ScaleSettings, task: str) -> list[str]:
+    names = scored_templates(task)
+    return names if s.eval_prompts is None else names[: s.eval_prompts]
+
+
+@torch.no_grad()
+def evaluate(model, corpus, s: ScaleSettings) -> dict:
+    """{task: {prompt: [correct per item]}}: rank classification over the prompt's answer strings
+    (log-likelihood of answer + eos given the prompt, through the harness's LM wrapper)."""
+    out: dict = {}
+    for name in HELD_OUT:
+        task = get_task(name)
+        records = list(task.examples(limit=s.eval_items))
+        for prompt in held_out_prompts(s, name):
+            template = task.template(prompt)
+            answers = [c.strip() for c in template.continuations(records[0])]
+            sources = encode(corpus.tokenizer, [template.render(r) for r in records], s.max_source)
+            picked = t5_paper.answer_loglikelihoods(model, corpus, sources, answers).argmax(1)
+            out.setdefault(name, {})[prompt] = [bool(int(p) == int(r["label"])) for p, r in zip(picked, records)]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Scores
+
+
+def prompt_matrices(scores: dict) -> list[np.ndarray]:
+    """Per held-out dataset, its (prompts x items) correctness."""
+    return [np.array([scores[t][p] for p in sorted(scores[t])], dtype=float) for t in sorted(scores)]
+
+
+def mean_over_prompts(scores: dict) -> MetricResult:
+    """Per item the mean over prompts of its correctness (the model card's "mean over prompts"),
+    averaged over items; item ids pair the same items across models."""
+    values, ids = [], []
+    for t in sorted(scores):
+        mat = np.array([scores[t][p] for p in sorted(scores[t])], dtype=float)
+        values += mat.mean(0).tolist()
+        ids += [f"{t}|{i}" for i in range(mat.shape[1])]
+    m = mean_with_ci("acc", values)
+    m.extra["item_ids"] = ids
+    return m
+
+
+def run_metrics(prefix: str, scores: dict) -> dict[str, MetricResult]:
+    m = {f"{prefix}/median": over_prompts("median_acc", prompt_matrices(scores), "median"),
+         f"{prefix}/spread": over_prompts("prompt_std", prompt_matrices(scores), "std"),
+         f"{prefix}/mean": mean_over_prompts(scores)}
+    for t in sorted(scores):
+        one = {t: scores[t]}
+        m[f"{prefix}/{t.split('/', 1)[1]}/median"] = over_prompts("median_acc", prompt_matrices(one), "median")
+        m[f"{prefix}/{t.split('/', 1)[1]}/mean"] = mean_over_prompts(one)
+    return m
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper
+
+
+@register
+class T0(Paper):
+    name = "t0"
+    reported_key = "t0_sanh2022"
+    citation = "Sanh et al. 2022, Multitask Prompted Training Enables Zero-Shot Task Generalization"
+
+    def __init__(self, scale: str = "smoke"):
+        self._scale = scale
+
+    def claims(self) -> list[Claim]:
+        s = SCALES[self._scale]
+        main = s.main.label
+        p_keys = [f"prompts/{p or 'all'}" for p in sorted(s.prompts, key=lambda p: p or 10**9)]
+        d_keys = [f"datasets/{k or 'all'}/median" for k in sorted(s.datasets, key=lambda k: k or 10**9)]
+        size_keys = [f"size/{z.label}/t0/mean" for z in s.sizes]
+        return [
+            Claim("T0-C1", "Multitask prompted training beats the same LM-adapted base zero-shot on held-out task "
+                           f"types ({', '.join(HELD_OUT)}; accuracy averaged over each dataset's prompts)",
+                  "Fig. 4", self.name, greater(f"size/{main}/t0/mean", f"size/{main}/base/mean"),
+                  {"RTE mean over prompts": {"T0 11B": 80.83, "T0_3B": 64.55}, "T5+LM": "near chance"}),
+            Claim("T0-C2", "More prompts per training dataset -> higher median accuracy across held-out prompts, and "
+                           f"a lower spread ({' -> '.join(p_keys)} prompts per dataset)",
+                  "Fig. 6", self.name,
+                  all_of(monotone([f"{k}/median" for k in p_keys], "increasing", steps="means"),
+                         monotone([f"{k}/spread" for k in p_keys], "decreasing", steps="means")),
+                  {"prompts per dataset": {"T0_single_prompt": 1, "T0_original_task_only": 5.7, "T0": 8.03},
+                   "trend": "median rises; spread generally shrinks"}),
+            Claim("T0-C3", "More training datasets -> higher median accuracy on held-out tasks (robustness not "
+                           f"consistently better); nested dataset sets {' -> '.join(d_keys)}",
+                  "Fig. 7", self.name, monotone(d_keys, "increasing", steps="means"),
+                  {"trend": "T0 -> T0+ -> T0++ raises the median on most held-out datasets"}),
+            Claim("T0-C4", "A larger base generalises better after the same multitask training "
+                           f"({' -> '.join(z.label for z in s.sizes)}; mean over prompts)",
+                  "model card (T0_3B vs T0)", self.name, monotone(size_keys, "increasing", steps="means"),
+                  {"T0_3B < T0 11B": "10 of 11 held-out datasets (WSC the exception)"}),
+        ]
+
+    def measure(self, scale: str, seeds: list[int]) -> Measured:
+        s = SCALES[scale]
+        self._scale = scale
+        seed = seeds[0]
+        corpus = t5_paper.load_corpus(t5_paper.SCALES[s.t5_scale])
+        pre_seconds = run_parallel(pretrain_job, [(s, z, corpus, seed) for z in s.sizes],
+                                   desc="t0: span corruption + LM adaptation")
+        runs = plan(s)
+        done = run_parallel(multitask_job, [(r, s, corpus, seed) for r in runs], desc="t0: multitask prompted training")
+        by_label = {r.label: d for r, d in zip(runs, done)}
+        metrics = self.score(s, by_label)
+        configs = {"scale": dataclasses.asdict(s), "runs": [dataclasses.asdict(r) for r in runs],
+                   "multitask": dataclasses.asdict(multitask_config(s, seed)),
+                   "adaptation": dataclasses.asdict(adapt_config(s, t5_settings(s, s.main), seed)),
+                   "training_files": {r.label: training_stems(r, seed) for r in runs if r.trained},
+                   "held_out": HELD_OUT, "vocab": len(corpus.tokenizer)}
+        figure = self.figure(scale, s, metrics)
+        seconds = {f"base {z.label}": t for z, t in zip(s.sizes, pre_seconds)}
+        seconds.update({r.label: d["seconds"] for r, d in zip(runs, done) if r.trained})
+        return Measured(metrics, configs, [str(figure)], self.notes(s, by_label, seconds),
+                        {"Held-out accuracy per dataset (x100; median over prompts / mean over prompts)":
+                         self.table(s, runs, by_label)})
+
+    # -- metrics ---------------------------------------------------------------------------------
+    @staticmethod
+    def score(s: ScaleSettings, by_label: dict) -> dict[str, MetricResult]:
+        main = s.main.label
+        m: dict[str, MetricResult] = {}
+        for z in s.sizes:
+            for who in ("base", "t0"):
+                res = by_label[f"{who}_{z.label}"]
+                m.update(run_metrics(f"size/{z.label}/{who}", res["scores"]))
+                m[f"size/{z.label}/{who}/params"] = MetricResult.exact("params", res["params"])
+            m[f"size/{z.label}/effect"] = paired_bootstrap_diff(
+                m[f"size/{z.label}/t0/mean"].items, m[f"size/{z.label}/base/mean"].items, name="t0 - base")
+        full = by_label[f"t0_{main}"]["scores"]
+        for p in s.prompts:
+            scores = full if p == ALL else by_label[f"t0_{main}_p{p}"]["scores"]
+            sub = run_metrics(f"prompts/{p or 'all'}", scores)
+            m.update({k: v for k, v in sub.items() if k.count("/") == 2})
+        for k in s.datasets:
+            scores = full if k == ALL else by_label[f"t0_{main}_d{k}"]["scores"]
+            m[f"datasets/{k or 'all'}/median"] = over_prompts("median_acc", prompt_matrices(scores), "median")
+            m[f"datasets/{k or 'all'}/spread"] = over_prompts("prompt_std", prompt_matrices(scores), "std")
+        # the largest size stands beside T0 (11B), the next beside T0_3B, on RTE (mean over prompts)
+        for z, rid in zip(reversed(s.sizes), ("heldout_rte_t0", "heldout_rte_t0_3b")):
+            m[f"size/{z.label}/t0/rte/mean"].extra["reported_id"] = rid
+        return m
+
+    # -- report ----------------------------------------------------------------------------------
+    @staticmethod
+    def table(s: ScaleSettings, runs: list[MultitaskRun], by_label: dict) -> list[dict[str, str]]:
+        rows = []
+        for r in runs:
+            scores = by_label[r.label]["scores"]
+            row = {"model": r.label, "size": r.size.label,
+                   "P3 files": str(by_label[r.label]["p3_files"]) if r.trained else "–"}
+            for t in sorted(scores):
+                accs = [float(np.mean(v)) for v in scores[t].values()]
+                row[t.split("/", 1)[1]] = f"{100 * np.median(accs):.1f} / {100 * np.mean(accs):.1f}"
+            rows.append(row)
+        return rows
+
+    @staticmethod
+    def notes(s: ScaleSettings, by_label: dict, seconds: dict) -> list[str]:
+        s5 = t5_paper.SCALES[s.t5_scale]
+        n_files = by_label[f"t0_{s.main.label}"]["p3_files"]
+        return [
+            f"Bases: the T5 module's `{s.t5_scale}` recipe (span corruption 15%/3, {s5.pretrain_steps} steps x "
+            f"{s5.pretrain_batch} windows of {s5.window} tokens, its Unigram vocabulary of {s5.vocab_size:,} pieces) at "
+            f"sizes {', '.join(z.label for z in s.sizes)} (d_ff {', '.join(str(z.d_ff) for z in s.sizes)}); the "
+            f"T5 scale's own size is the T5 module's baseline run. LM adaptation: {s.adapt_steps} more steps with "
+            "the prefix-LM objective, same optimiser and schedule (T5+LM: 100k steps on 1M). T0: 3B and 11B.",
+            f"Multitask training: {s.steps} steps x {s.batch_size} examples, Adafactor at a constant {s.lr:g}, dropout "
+            f"0.1 (T0: 12,200 steps x 1,024, lr 1e-3); the full mixture has {n_files} P3 files (dataset x prompt) "
+            "of the 50k-example sample, 180 training rows each (each file's first 20 rows are held out); "
+            f"inputs keep their last {s.max_source} tokens, targets their first {s.max_target}; whitespace runs "
+            "become one space (the Unigram vocabulary has no newline piece). Held-out task types are refused by "
+            "the mixture builder; the sample holds none of them.",
+            f"Held-out evaluation: {', '.join(HELD_OUT)} (validation, first {s.eval_items} items each), with "
+            f"{'every' if s.eval_prompts is None else s.eval_prompts} prompt(s) the project wrote for each "
+            "(FLAN-style, ending in an OPTIONS list; T0 used PromptSource's, which are not in the mirror); rank "
+            "classification over the answer strings. Coreference is WNLI (Winograd schemas recast as NLI); "
+            "sentence completion (COPA, HellaSwag, StoryCloze) and word sense (WiC) are not in the mirror.",
+            "T0-C1 and T0-C4 compare the mean over prompts per item (the model card's statistic; paired bootstrap "
+            "over items); T0-C2 and T0-C3 the median over prompts and the spread (standard deviation of prompt "
+            "accuracies), averaged over datasets, whose CIs resample items within a dataset and are compared by "
+            "their endpoints (conservative). T0-C2's arms keep the first p of a seeded order of each dataset's "
+            "prompts (T0's 'original task' prompts are not marked in the sample); T0-C3's dataset sets are nested "
+            "prefixes of a seeded order, like T0 -> T0+ -> T0++. One seed: CIs do not include run-to-run noise.",
+            "Seconds (cached runs keep their original time): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + ".",
+        ]
+
+    def figure(self, scale: str, s: ScaleSettings, m: dict) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        def err(ms):
+            return [[100 * (x.value - x.ci_low) for x in ms], [100 * (x.ci_high - x.value) for x in ms]]
+
+        fig, axes = plt.subplots(1, 4, figsize=(19, 4))
+        ax = axes[0]
+        tasks = [t.split("/", 1)[1] for t in sorted(HELD_OUT)]
+        xs = np.arange(len(tasks))
+        main = s.main.label
+        for off, who, color in ((-0.2, "base", "#999999"), (0.2, "t0", "#4c72b0")):
+            ms = [m[f"size/{main}/{who}/{t}/median"] for t in tasks]
+            ax.bar(xs + off, [100 * x.value for x in ms], 0.4, yerr=err(ms), capsize=3, color=color,
+                   label="LM-adapted base" if who == "base" else "T0 (multitask)")
+        ax.set_xticks(xs, tasks)
+        ax.set_ylabel("median accuracy over prompts (x100)")
+        ax.set_title("T0-C1: held-out datasets", fontsize=10)
+        ax.legend(fontsize=8)
+        ax = axes[1]
+        ps = sorted(s.prompts, key=lambda p: p or 10**9)
+        labels = [str(p or "all") for p in ps]
+        for key, color, name in (("median", "#4c72b0", "median"), ("spread", "#dd8452", "spread (std)")):
+            ms = [m[f"prompts/{p or 'all'}/{key}"] for p in ps]
+            ax.errorbar(range(len(ps)), [100 * x.value for x in ms], yerr=err(ms), marker="o", capsize=3,
+                        color=color, label=name)
+        ax.set_xticks(range(len(ps)), labels)
+        ax.set_xlabel("prompts per training dataset")
+        ax.set_title("T0-C2 (Fig. 6)", fontsize=10)
+        ax.legend(fontsize=8)
+        ax = axes[2]
+        ks = sorted(s.datasets, key=lambda k: k or 10**9)
+        ms = [m[f"datasets/{k or 'all'}/median"] for k in ks]
+        ax.errorbar(range(len(ks)), [100 * x.value for x in ms], yerr=err(ms), marker="o", capsize=3,
+                    label="median over prompts")
+        ax.set_xticks(range(len(ks)), [str(k or "all") for k in ks])
+        ax.set_xlabel("training datasets (nested)")
+        ax.set_title("T0-C3 (Fig. 7)", fontsize=10)
+        ax.legend(fontsize=8)
+        ax = axes[3]
+        for who, color, name in (("base", "#999999", "LM-adapted base"), ("t0", "#4c72b0", "T0 (multitask)")):
+            params = [m[f"size/{z.label}/{who}/params"].value for z in s.sizes]
+            ms = [m[f"size/{z.label}/{who}/mean"] for z in s.sizes]
+            ax.errorbar(params, [100 * x.value for x in ms], yerr=err(ms), marker="o", capsize=3, color=color,
+                        label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel("accuracy, mean over prompts (x100)")
+        ax.set_title("T0-C4: size", fontsize=10)
+        ax.legend(fontsize=8)
+        fig.suptitle(f"T0 ({scale} scale), 95% CI", fontsize=11)
+        fig.tight_layout()
+        return self.save_figure(fig, f"{scale}_t0.png")
+
+
+__all__ = ["T0", "SCALES", "HELD_OUT", "HELD_OUT_TYPES", "plan", "t0_mixture", "training_stems"]
