@@ -532,6 +532,13 @@ def win_rate(a: list[float], b: list[float], name: str) -> MetricResult:
                         item_ids=list(range(len(a))))
 
 
+# A preference claim measured by the gold judge says something about human preference only if the
+# judge itself agrees with held-out human comparisons better than a coin: without this part, a
+# judge at chance would still "prefer" PPO's outputs (for their length, say) and the claim would
+# read as reproduced.
+JUDGE_IS_VALID = greater("rm_gold/heldout_acc", "chance/pairwise")
+
+
 @register
 class InstructGPT(Paper):
     name = "instructgpt"
@@ -544,11 +551,15 @@ class InstructGPT(Paper):
     def claims(self) -> list[Claim]:
         betas = self._betas
         return [
-            Claim("I-C1", "PPO raises the (gold) preference score above SFT, which is above the base model",
+            Claim("I-C1", "PPO raises the (gold) preference score above SFT, which is above the base model; "
+                          "valid only where the gold judge agrees with held-out human comparisons above chance",
                   "Fig. 1", self.name,
-                  all_of(greater("ppo/gold_score", "sft/gold_score"), greater("sft/gold_score", "base/gold_score"))),
-            Claim("I-C2", "A small RLHF'd policy beats a larger base model on preference",
-                  "Fig. 1 (1.3B PPO-ptx > 175B GPT-3)", self.name, greater("ppo/gold_score", "big_base/gold_score")),
+                  all_of(JUDGE_IS_VALID, greater("ppo/gold_score", "sft/gold_score"),
+                         greater("sft/gold_score", "base/gold_score"))),
+            Claim("I-C2", "A small RLHF'd policy beats a larger base model on preference (the gold judge must beat "
+                          "chance on held-out human comparisons)",
+                  "Fig. 1 (1.3B PPO-ptx > 175B GPT-3)", self.name,
+                  all_of(JUDGE_IS_VALID, greater("ppo/gold_score", "big_base/gold_score"))),
             Claim("I-C3", "PPO alone regresses a public benchmark (WikiText-2 NLL vs SFT); the pre-training mix "
                   "reduces the regression", "Fig. 28-29 / §4.2", self.name,
                   all_of(greater("ppo/wikitext2/nll", "sft/wikitext2/nll"),
@@ -619,6 +630,7 @@ class InstructGPT(Paper):
             metrics[f"rm_{half}/heldout_acc"] = accuracy([a == 1.0 for a in acc])
             metrics[f"rm_{half}/heldout_acc"].extra["item_ids"] = list(range(len(acc)))
         metrics["rm_proxy/heldout_acc"].extra["reported_id"] = "rm_acc_train"
+        metrics["chance/pairwise"] = MetricResult.exact("accuracy", 0.5)  # a coin on a pair
         for name in ("grouped", "shuffled"):
             acc = rank[name]["heldout"]
             metrics[f"rm_{name}/heldout_acc"] = mean_with_ci("accuracy", acc, item_ids=list(range(len(acc))))

@@ -100,3 +100,19 @@ def test_instructgpt_smoke_run_records_every_claim_metric(tmp_path, monkeypatch)
     assert any(t.startswith("Alignment tax") for t in tables) and any(t.startswith("PPO runs") for t in tables)
     for name in ("smoke_instructgpt_overoptimisation.png", "smoke_instructgpt_winrates.png"):
         assert (tmp_path / "figures" / name).exists()
+
+
+def test_preference_claims_need_a_judge_that_beats_chance():
+    from harness.claims import INCONCLUSIVE, REPRODUCED
+    from harness.metrics import MetricResult, mean_with_ci
+
+    def scores(v: float) -> MetricResult:
+        return mean_with_ci("gold", [v + 0.01 * (i % 3) for i in range(60)], item_ids=list(range(60)))
+
+    measured = {"ppo/gold_score": scores(1.0), "sft/gold_score": scores(0.5), "base/gold_score": scores(0.0),
+                "big_base/gold_score": scores(0.2), "chance/pairwise": MetricResult.exact("accuracy", 0.5)}
+    claims = {c.id: c for c in papers.get_paper("instructgpt").claims()}
+    for judge, expected in ((0.8, REPRODUCED), (0.5, INCONCLUSIVE)):
+        acc = mean_with_ci("accuracy", [1.0] * int(100 * judge) + [0.0] * (100 - int(100 * judge)))
+        for cid in ("I-C1", "I-C2"):
+            assert claims[cid].check({**measured, "rm_gold/heldout_acc": acc}).status == expected, (cid, judge)
