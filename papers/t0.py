@@ -100,8 +100,10 @@ SCALES = {
         eval_items=8, eval_prompts=2,
     ),
     "cpu": ScaleSettings(
-        # the T5 cpu model is L2d64 (pre-training 0.43-0.50 s/step on one core); probes for the rest
-        # are in the notes of the run that set these
+        # single-core probes (the other core busy): multitask steps L2d32 0.35 s, L2d64 0.32, L3d96 0.56;
+        # span corruption 0.19 / 0.25 / 0.53 s/step (LM adaptation alike); scoring every held-out prompt
+        # 4 / 8 / 15 s per model. 7 multitask runs (~630 s) + 3 bases x 300 steps (~290) + 10 scorings
+        # (~90) ~ 1,000 core-s: ~9-10 min on 2 cores (the L2d64 span run is T5's, cached after `t5`).
         t5_scale="cpu", sizes=(Size(2, 32, 2, 128), Size(2, 64, 4, 256), Size(3, 96, 4, 384)), main_index=1,
         adapt_steps=100, steps=250, batch_size=32, lr=1e-2, max_source=128, max_target=32,
         prompts=(1, 3, ALL), datasets=(9, 18, ALL), eval_items=100, eval_prompts=None,
