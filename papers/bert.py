@@ -390,12 +390,21 @@ def classifier_from(config: ModelConfig, state: dict | None, task: GlueTask, ft:
 def finetune_job(config: ModelConfig, state: dict | None, data: TaskData, ft: FinetuneConfig, seed: int,
                  pad_id: int) -> np.ndarray:
     """Fine-tune every weight for `ft.epochs` epochs, return dev predictions (a `run_parallel` job)."""
-    import tempfile
-
     model = classifier_from(config, state, data.task, ft, seed)
     segments = config.kind == "encoder"
+    finetune(model, data, ft, seed, pad_id, segments)
+    return predict(model.eval(), data, pad_id, segments)
+
+
+def finetune(model: nn.Module, data: TaskData, ft: FinetuneConfig, seed: int, pad_id: int, segments: bool,
+             steps: int | None = None) -> nn.Module:
+    """Train the parameters of `model` that require grad on `data`: length-grouped batches, Adam
+    with warm-up then linear decay (§4.1), for `ft.epochs` epochs or, given, `steps` steps (the PEFT
+    module trains every method for the same number of steps)."""
+    import tempfile
+
     plan = EpochPlan([len(x[0]) for x in data.train], ft.batch_size, seed)
-    steps = ft.epochs * plan.steps_per_epoch
+    steps = steps or ft.epochs * plan.steps_per_epoch
 
     def batches(step: int) -> dict:
         picks = plan(step)
@@ -406,19 +415,20 @@ def finetune_job(config: ModelConfig, state: dict | None, data: TaskData, ft: Fi
                       grad_clip=1.0, seed=seed, log_every=steps, progress=False)
     with tempfile.TemporaryDirectory(prefix="bert-finetune-") as out_dir:
         Trainer(model, cfg, batches, out_dir).fit()
-    return predict(model.eval(), data, pad_id, segments)
+    return model
 
 
 @torch.no_grad()
 def predict(model: nn.Module, data: TaskData, pad_id: int, segments: bool, batch_size: int = 64) -> np.ndarray:
     order = sorted(range(len(data.val)), key=lambda i: len(data.val[i][0]))
     out = np.empty(len(order))
+    device = next(model.parameters()).device  # the Trainer leaves the model on its device (CUDA when there)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = collate([data.val[i] for i in idx], [0.0] * len(idx), data.task, pad_id, segments)
         batch.pop("labels")
-        logits = model(**batch).logits
-        out[idx] = (logits.squeeze(-1) if data.task.similarity else logits.argmax(-1)).float().numpy()
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        out[idx] = (logits.squeeze(-1) if data.task.similarity else logits.argmax(-1)).float().cpu().numpy()
     return out
 
 

@@ -1,0 +1,183 @@
+"""The PEFT module: the smoke scale end to end (every claim's metrics measured, a verdict for each,
+the tables and the figure), verdicts that follow synthetic metrics each way, and the recipe's
+pieces (verbaliser, score gaps, step memory, few-shot budgets)."""
+
+import numpy as np
+import pytest
+import torch
+
+import papers
+from harness.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, STATUSES
+from harness.metrics import MetricResult, mean_with_ci
+from harness.results import read_run
+from harness.runner import run_paper
+from papers import peft
+from papers.glue import TASKS, task_metrics
+from repro.model import LanguageModel, SequenceClassifier, scaled
+from repro.peft_methods import FullConfig, LoRAConfig, apply_peft
+
+pytestmark = pytest.mark.peft
+
+
+def test_peft_smoke_run_records_every_claim_metric(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
+    paper = papers.get_paper("peft")
+    record = read_run(run_paper(paper, "smoke", root=tmp_path, quiet=True))
+    keys = {k for c in paper.claims() for k in c.predicate.keys()}
+    for key in keys:
+        metric = record.metrics[key]
+        assert metric["n"] > 0 and metric["ci_low"] <= metric["value"] <= metric["ci_high"], key
+    assert {c["id"] for c in record.claims} == {"P-C1", "P-C2", "P-C3", "P-C4"}
+    assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
+    s = peft.SCALES["smoke"]
+    for method in peft.METHODS:  # every method: cost, GLUE and XSum scores
+        assert record.metrics[f"cost/encoder/{method}/train_memory_mb"]["value"] > 0
+        assert record.metrics[f"cost/{s.main.label}/{method}/train_tokens_per_s"]["value"] > 0
+        assert f"glue/{method}/avg" in record.metrics and f"xsum/{method}/rougeL" in record.metrics
+    shares = {m: record.metrics[f"cost/encoder/{m}/trainable_share"]["value"] for m in peft.METHODS}
+    assert shares["full"] == 1 and all(0 < shares[m] < 1 for m in ("lora", "adapter", "prompt", "ptuning_v2", "ia3"))
+    memory = {m: record.metrics[f"cost/encoder/{m}/train_memory_mb"]["value"] for m in ("full", "lora")}
+    assert memory["lora"] < memory["full"]
+    tables = record.extra["tables"]
+    choice = next(rows for title, rows in tables.items() if title.startswith("Choosing a method"))
+    assert len(choice) == (len(peft.METHODS) + 1) * (1 + len(s.decoder_sizes))  # + the majority-class floor
+    assert (tmp_path / "figures" / "smoke_peft.png").exists()
+    assert record.metrics["glue/lora/gap"]["extra"]["reported_id"] == "lora_roberta_base"
+
+
+# ----------------------------------------------------------------------------------------------
+# Claims on synthetic metrics
+
+
+def interval(value, half):
+    return MetricResult("x", value, 500, value - half, value + half)
+
+
+def items(p, n=400, seed=0):
+    """Per-item correctness with mean ~p, ids shared across methods (so comparisons pair)."""
+    rng = np.random.default_rng(seed)
+    m = mean_with_ci("acc", (rng.random(n) < p).astype(float))
+    m.extra["item_ids"] = [str(i) for i in range(n)]
+    return m
+
+
+def synthetic(outcome: str) -> dict:
+    s = peft.SCALES["smoke"]
+    gap = {"good": interval(0.0, 0.002), "bad": interval(-0.06, 0.01), "unclear": interval(-0.01, 0.05)}[outcome]
+    m = {"glue/majority/gap": interval(-0.3, 0.03), "glue/full/gap": peft.no_gap(),
+         "glue/lora/gap": gap, "glue/adapter/gap": gap, "threshold/adapter_share": MetricResult.exact("s", 0.05),
+         "cost/encoder/adapter/trainable_share": MetricResult.exact("s", 0.02)}
+    prompt_gaps = {"good": [-0.3, -0.15, -0.02], "bad": [-0.02, -0.15, -0.3], "unclear": [-0.1, -0.1, -0.1]}[outcome]
+    for z, g in zip(s.decoder_sizes, prompt_gaps):
+        m[f"sweep/{z.label}/full/gap"], m[f"sweep/{z.label}/majority/gap"] = peft.no_gap(), interval(-0.3, 0.03)
+        m[f"sweep/{z.label}/prompt/gap"] = interval(g, 0.03 if outcome != "unclear" else 0.2)
+    ia3, other = {"good": (0.8, 0.6), "bad": (0.6, 0.8), "unclear": (0.7, 0.7)}[outcome]
+    m["fewshot/majority/acc"] = items(0.5, seed=1)
+    m["fewshot/ia3/acc"] = items(ia3, seed=2)
+    m["fewshot/lora/acc"], m["fewshot/prompt/acc"] = items(other, seed=2), items(other, seed=2)
+    if outcome == "unclear":
+        m["fewshot/lora/acc"] = m["fewshot/prompt/acc"] = m["fewshot/ia3/acc"]
+    m["fewshot/ia3/trainable"] = MetricResult.exact("n", 1728)
+    m["fewshot/lora/trainable"], m["fewshot/prompt/trainable"] = MetricResult.exact("n", 9216), MetricResult.exact("n", 1920)
+    return m
+
+
+@pytest.mark.parametrize("outcome,status", [("good", REPRODUCED), ("bad", NOT_REPRODUCED), ("unclear", INCONCLUSIVE)])
+def test_verdicts_follow_synthetic_metrics(outcome, status):
+    for claim in peft.PEFT("smoke").claims():
+        assert claim.check(synthetic(outcome)).status == status, claim.id
+
+
+def test_a_method_equal_to_a_full_fine_tuning_that_learned_nothing_is_not_a_reproduction():
+    m = synthetic("good")
+    m["glue/majority/gap"] = interval(-0.01, 0.03)  # full fine-tuning no better than the majority class
+    claims = {c.id: c for c in peft.PEFT("smoke").claims()}
+    assert claims["P-C1"].check(m).status == INCONCLUSIVE and claims["P-C3"].check(m).status == INCONCLUSIVE
+
+
+def test_fc4_needs_ia3_within_the_others_budgets():
+    m = synthetic("good")
+    m["fewshot/prompt/trainable"] = MetricResult.exact("n", 1000)  # fewer than (IA)^3's 1,728
+    claim = next(c for c in peft.PEFT("smoke").claims() if c.id == "P-C4")
+    assert claim.check(m).status == NOT_REPRODUCED
+
+
+# ----------------------------------------------------------------------------------------------
+# Pieces
+
+
+def test_score_gap_is_paired_and_zero_for_identical_predictions():
+    rng = np.random.default_rng(0)
+    golds = rng.integers(0, 2, 300)
+    noisy = np.where(rng.random(300) < 0.3, 1 - golds, golds)  # 70% right
+    better = np.where(rng.random(300) < 0.1, 1 - golds, golds)  # 90% right
+    parts = lambda p: [(TASKS["sst2"], p, golds), (TASKS["cola"], p, golds)]  # noqa: E731
+    same = peft.score_gap(parts(noisy), parts(noisy))
+    assert same.value == 0 and same.ci_low == same.ci_high == 0
+    up = peft.score_gap(parts(better), parts(noisy))
+    score = lambda p: np.mean([task_metrics(t, q, g)[t.score].value for t, q, g in parts(p)])  # noqa: E731
+    assert up.value == pytest.approx(score(better) - score(noisy)) and up.ci_low > 0
+
+
+class _Tok:
+    """Spells ' True' / ' False' from a shared ' ' token, as a small BPE vocabulary does."""
+
+    def __call__(self, text, add_special_tokens=False):
+        table = {" True": [5, 7], " False": [5, 8], " yes": [9], " no": [10]}
+        return {"input_ids": table[text]}
+
+
+def test_verbaliser_reads_the_first_token_that_differs(monkeypatch):
+    base = peft.Base("L1", "gpt2", scaled("gpt2_small", n_layer=1, d_model=16, n_head=2, vocab_size=32), {}, _Tok(), 0, "k")
+    monkeypatch.setattr(peft, "class_words", lambda task: {"rte": ["True", "False"], "cola": ["no", "yes"]}[task])
+    assert peft.verbaliser("rte", base) == ([5], [7, 8])
+    assert peft.verbaliser("cola", base) == ([], [10, 9])
+
+
+def test_decoder_classifier_reads_the_lm_head_at_the_last_real_token():
+    torch.manual_seed(0)
+    lm = LanguageModel(scaled("gpt2_small", n_layer=1, d_model=16, n_head=2, vocab_size=32, max_seq_len=16,
+                              dropout=0.0)).eval()
+    clf = peft.DecoderClassifier(lm, [3, 4])
+    ids = torch.randint(0, 32, (2, 6))
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    full = lm(ids, mask).logits
+    expected = torch.stack([full[0, 5, [3, 4]], full[1, 3, [3, 4]]])
+    torch.testing.assert_close(clf(ids, mask).logits, expected)
+    assert peft.DecoderClassifier(lm, [3, 4], linear_head=True)(ids, mask).logits.shape == (2, 2)
+
+
+def test_step_memory_counts_what_full_fine_tuning_adds():
+    config = scaled("bert_base", n_layer=1, d_model=32, n_head=2, d_ff=64, vocab_size=100, max_seq_len=32).replace(n_labels=2)
+    batch = {"input_ids": torch.randint(5, 100, (4, 10)), "attention_mask": torch.ones(4, 10, dtype=torch.long),
+             "labels": torch.tensor([0, 1, 0, 1])}
+    memory = {}
+    for name, config_ in (("full", FullConfig()), ("lora", LoRAConfig(r=2))):
+        torch.manual_seed(0)
+        model = SequenceClassifier(config)
+        apply_peft(model, config_, train_also=("classifier.",))
+        memory[name] = peft.step_memory(model, batch)
+    full, lora = memory["full"], memory["lora"]
+    assert full["gradients"] == 4 * sum(p.numel() for p in SequenceClassifier(config).parameters())
+    assert full["optimizer"] == 2 * full["gradients"] and lora["gradients"] < full["gradients"] / 10
+    assert full["activations"] > 0 and lora["activations"] > 0
+
+
+def test_majority_and_fewshot_budget():
+    assert peft.majority(TASKS["sst2"], [1.0, 0.0, 1.0]) == 1.0
+    assert peft.majority(TASKS["stsb"], [1.0, 3.0]) == 2.0
+    s = peft.SCALES["cpu"]
+    small = scaled("gpt2_small", n_layer=3, d_model=96, n_head=4, vocab_size=100)  # (IA)^3: 3 x (2 x 96 + 384)
+    assert peft.fewshot_prompt_length(small, s) == 20  # 1,728 parameters < 20 x 96
+    wide = scaled("gpt2_small", n_layer=4, d_model=144, n_head=4, vocab_size=100)  # 4 x (288 + 576) = 3,456
+    assert peft.fewshot_prompt_length(wide, s) == 24
+
+
+def test_scales_keep_every_method_and_share_the_bases_with_bert_and_gpt2():
+    from papers import bert, gpt2
+
+    for name, s in peft.SCALES.items():
+        assert [r.name for r in s.recipes] == list(peft.METHODS), name
+        assert s.bert_scale in bert.SCALES and s.gpt2_scale in gpt2.SCALES
+        assert set(s.decoder_sizes) <= set(gpt2.SCALES[s.gpt2_scale].sizes)  # the same runs: one cache entry each
+        assert all(not TASKS[t].similarity for t in (*s.sweep_tasks, *s.fewshot_tasks))
