@@ -119,6 +119,17 @@ class MetricResult:
         """A quantity known without sampling error (parameter count, FLOPs): CI = the point."""
         return cls(name, float(value), 1, float(value), float(value), {"exact": True, **extra})
 
+    @classmethod
+    def timing(cls, name: str, value: float, **extra: Any) -> MetricResult:
+        """A wall-clock measurement (tokens/s, seconds): a property of the machine and its load as much
+        as of the code, so it has no CI and `harness.regress` does not compare it across machines;
+        speed regressions are the benchmarks' job (ratios against a reference measured in the same run)."""
+        return cls(name, float(value), 1, None, None, {"timing": True, **extra})
+
+    @property
+    def is_timing(self) -> bool:
+        return bool(self.extra.get("timing"))
+
     def to_dict(self, include_items: bool = True) -> dict[str, Any]:
         extra = dict(self.extra)
         if not include_items:
@@ -891,6 +902,6 @@ def efficiency(tokens: float | None, seconds: float | None, n_requests: int, n_p
     tps = (float(tokens) / float(seconds)) if tokens is not None and seconds else float("nan")
     latency = (float(seconds) / n_requests) if seconds is not None and n_requests else None
     return MetricResult("tokens_per_second", tps, int(n_requests), None, None, {
-        "tokens": None if tokens is None else float(tokens), "seconds": None if seconds is None else float(seconds),
+        "timing": True, "tokens": None if tokens is None else float(tokens), "seconds": None if seconds is None else float(seconds),
         "n_requests": int(n_requests), "tokens_per_second": None if math.isnan(tps) else tps,
         "latency_s_per_request": latency, "n_params": None if n_params is None else int(n_params)})

@@ -3,6 +3,11 @@
 A metric regresses when it moved by more than its tolerance (relative to the baseline value, with
 an absolute floor for values near zero); a claim regresses when its verdict changed. Every failure
 names the paper, the metric, the old and new values and the tolerance.
+
+Timings (metrics marked ``extra["timing"]``, see `MetricResult.timing`) are not compared: a baseline
+measured on one machine says nothing about the speed another machine should reach, and CI runners
+share their cores. They must still be present. Speed is tracked by `benchmarks/` as ratios against a
+reference measured in the same run.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ def compare_runs(baseline: dict, fresh: dict, rel_tol: float = DEFAULT_REL_TOL, 
         new = fresh["metrics"].get(name)
         if new is None:
             found.append(Regression(paper, f"metric {name}", old["value"], "missing", "present"))
+            continue
+        if (old.get("extra") or {}).get("timing"):
             continue
         a, b = old["value"], new["value"]
         if a is None or b is None or (isinstance(a, float) and math.isnan(a)):

@@ -901,9 +901,9 @@ class PEFT(Paper):
             m[f"{stem}/train_memory_mb"] = MetricResult.exact("train_memory_mb", sum(memory.values()) / 2**20,
                                                               parts={k: v / 2**20 for k, v in memory.items()},
                                                               cuda_peak_step_mb=(c["cuda_peak_step_bytes"] or 0) / 2**20)
-            m[f"{stem}/train_tokens_per_s"] = MetricResult.exact("train_tokens_per_s", c["train_tokens_per_s"],
+            m[f"{stem}/train_tokens_per_s"] = MetricResult.timing("train_tokens_per_s", c["train_tokens_per_s"],
                                                                  device=c["device"])
-            m[f"{stem}/infer_tokens_per_s"] = MetricResult.exact("infer_tokens_per_s", c["infer_tokens_per_s"],
+            m[f"{stem}/infer_tokens_per_s"] = MetricResult.timing("infer_tokens_per_s", c["infer_tokens_per_s"],
                                                                  device=c["device"])
         m[f"cost/{main.label}/prefix/stored_share"].extra["reported_id"] = "prefix_params"
         m["threshold/adapter_share"] = MetricResult.exact("trainable_share", ADAPTER_SHARE,

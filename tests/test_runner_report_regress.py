@@ -9,7 +9,7 @@ import pytest
 
 import papers
 from harness.claims import Claim, greater
-from harness.metrics import accuracy
+from harness.metrics import MetricResult, accuracy
 from harness.regress import compare_dirs
 from harness.report import render
 from harness.results import read_run
@@ -33,7 +33,8 @@ class ToyPaper(papers.Paper):
         strong = [i % 10 != 0 for i in range(200)]  # 90% correct
         weak = [i % 2 == 0 for i in range(200)]  # 50% correct
         return papers.Measured(
-            metrics={"strong/toy/acc": accuracy(strong), "weak/toy/acc": accuracy(weak)},
+            metrics={"strong/toy/acc": accuracy(strong), "weak/toy/acc": accuracy(weak),
+                     "cost/toy/tokens_per_s": MetricResult.timing("tokens_per_s", 1000.0)},
             configs={"recipe": "fixed predictions", "scale": scale},
         )
 
@@ -82,6 +83,20 @@ def test_regress_passes_an_unchanged_run_and_catches_an_injected_regression(tmp_
     with pytest.raises(SystemExit):
         main(["regress", "--baseline", str(baseline / "smoke"), "--fresh", str(fresh)])
     assert "REGRESSION toy: metric strong/toy/acc" in capsys.readouterr().err
+
+
+def test_regress_ignores_how_fast_the_machine_was_but_not_a_lost_timing(tmp_path, toy):
+    baseline = tmp_path / "baseline"
+    run_paper(toy, "smoke", [0], root=baseline, quiet=True)
+    fresh = tmp_path / "fresh"
+    shutil.copytree(baseline / "smoke", fresh)
+    data = json.loads((fresh / "toy.json").read_text())
+    data["metrics"]["cost/toy/tokens_per_s"]["value"] = 3000.0  # a faster runner is not a regression
+    (fresh / "toy.json").write_text(json.dumps(data))
+    assert compare_dirs(baseline / "smoke", fresh) == []
+    del data["metrics"]["cost/toy/tokens_per_s"]
+    (fresh / "toy.json").write_text(json.dumps(data))
+    assert [r.what for r in compare_dirs(baseline / "smoke", fresh)] == ["metric cost/toy/tokens_per_s"]
 
 
 def test_regress_trains_afresh_instead_of_loading_cached_models(tmp_path, toy, monkeypatch):
