@@ -14,13 +14,17 @@ the same cache key, so `reproduce-all` trains each once):
     T-Few read a language model: the LM head's logits of each class's label token at the last
     prompt token (a verbaliser over the registry's GLUE templates, no new parameters), except
     P-Tuning v2, whose paper swaps the verbaliser for a linear head on that token.
-  An LM-adapted encoder-decoder base (T0's, for Lester's own setting) is not here yet: its
-  classification would be text-to-text rank classification, a third reading. `BASE_LOADERS` is
-  where it plugs in; the methods already work on encoder-decoders (tests).
+  - the encoder-decoders: T0's LM-adapted T5 bases at `t0_scale` (`papers.t0`: span corruption,
+    then the prefix-LM adaptation), Lester et al.'s own setting for prompt tuning. Each reads a task
+    in T5's text-to-text format ("sst2 sentence: ...", eos) and classifies by ranking the classes'
+    label tokens at the decoder's first answer position (T5's answer strings; the tokens the answers
+    share, if any, are fed to the decoder first): rank classification over one token, with no new
+    parameters (P-Tuning v2 again a linear head on that position).
 
 Arms (`Job.arm`):
   glue     the encoder, every method x GLUE task in the mirror (dev metrics as BERT's)  -> P-C1, P-C3
-  sweep    every decoder size, every method x `sweep_tasks`                          -> P-C2, the table
+  sweep    every encoder-decoder and decoder size, every method x `sweep_tasks`  -> P-C2 (encoder-decoders),
+           the table
   fewshot  the main decoder, (IA)^3 / LoRA / prompt tuning on k training examples per task, several
            random subsets, the same steps; prompt tuning gets enough tokens to train at least as
            many parameters as (IA)^3 ("at equal or smaller budgets")                  -> P-C4
@@ -65,6 +69,8 @@ from harness.metrics import (
 from papers import Measured, Paper, register
 from papers import bert as bert_paper
 from papers import gpt2 as gpt2_paper
+from papers import t0 as t0_paper
+from papers import t5 as t5_paper
 from papers.glue import TASKS, GlueTask, average_score, load_rows, task_metrics
 from repro.config import ModelConfig
 from repro.data.objectives import IGNORE_INDEX
@@ -113,7 +119,7 @@ class Recipe:
     config: PeftConfig
     lr: float
     weight_decay: float = 0.0
-    linear_head: bool = False  # decoders: a new linear head on the last token instead of the verbaliser
+    linear_head: bool = False  # (encoder-)decoders: a new linear head instead of the label tokens' logits
 
 
 def recipes(lr: dict[str, float], bottleneck: int) -> tuple[Recipe, ...]:
@@ -135,7 +141,8 @@ def recipes(lr: dict[str, float], bottleneck: int) -> tuple[Recipe, ...]:
 class ScaleSettings:
     bert_scale: str  # the encoder: papers.bert's `mlm_nsp` row at this scale
     gpt2_scale: str  # the decoders: papers.gpt2's runs at this scale
-    decoder_sizes: tuple[Size, ...]  # P-C2's sweep, ascending
+    t0_scale: str  # the encoder-decoders: papers.t0's LM-adapted bases (every size) at this scale
+    decoder_sizes: tuple[Size, ...]  # the decoder sweep, ascending (P-C2's is T0's sizes)
     main_index: int  # which decoder the few-shot and XSum arms use
     recipes: tuple[Recipe, ...]
     steps: int  # the GLUE arm's budget, the same for every method
@@ -146,7 +153,7 @@ class ScaleSettings:
     glue_tasks: tuple[str, ...]
     train_examples: int | None  # per task, a seeded subset (None: all)
     eval_examples: int | None  # dev items per task (None: all)
-    sweep_tasks: tuple[str, ...]  # classification tasks the decoders are tuned on
+    sweep_tasks: tuple[str, ...]  # classification tasks the sweep's decoders and encoder-decoders are tuned on
     fewshot_tasks: tuple[str, ...]
     fewshot_k: int  # training examples per task (T-Few: 20-70 per RAFT task)
     fewshot_subsets: int  # random subsets of k (each its own seed)
@@ -164,6 +171,15 @@ class ScaleSettings:
     @property
     def main(self) -> Size:
         return self.decoder_sizes[self.main_index]
+
+    @property
+    def encdec_labels(self) -> list[str]:
+        """P-C2's sweep, ascending: T0's LM-adapted sizes."""
+        return [encdec_label(z) for z in t0_paper.SCALES[self.t0_scale].sizes]
+
+    @property
+    def sweep_labels(self) -> list[str]:
+        return self.encdec_labels + [z.label for z in self.decoder_sizes]
 
     def recipe(self, name: str) -> Recipe:
         return next(r for r in self.recipes if r.name == name)
@@ -189,7 +205,7 @@ _LR_GPU = {"full": 1e-4, "lora": 5e-4, "adapter": 1e-3, "prefix": 1e-3, "prompt"
 
 SCALES = {
     "smoke": ScaleSettings(
-        bert_scale="smoke", gpt2_scale="smoke", decoder_sizes=(Size(1, 16, 2), Size(1, 32, 2), Size(2, 48, 4)),
+        bert_scale="smoke", gpt2_scale="smoke", t0_scale="smoke", decoder_sizes=(Size(1, 16, 2), Size(1, 32, 2), Size(2, 48, 4)),
         main_index=2, recipes=recipes(_LR, bottleneck=4), steps=8, batch_size=16, sweep_steps=8, sweep_batch=16,
         warmup_fraction=0.1,
         glue_tasks=tuple(TASKS), train_examples=48, eval_examples=48, sweep_tasks=("sst2",),
@@ -207,7 +223,7 @@ SCALES = {
     # cached. Bases not cached add BERT's mlm_nsp row (185 s measured) and GPT-2's three runs (500 steps x
     # 0.20 / 0.32 / 0.62 s), ~6.8 min in 2 processes: ~13 min at that load, less on an idle machine.
     "cpu": ScaleSettings(
-        bert_scale="cpu", gpt2_scale="cpu", decoder_sizes=(Size(2, 48, 4), Size(3, 96, 4), Size(4, 144, 4)),
+        bert_scale="cpu", gpt2_scale="cpu", t0_scale="cpu", decoder_sizes=(Size(2, 48, 4), Size(3, 96, 4), Size(4, 144, 4)),
         main_index=1, recipes=recipes(_LR, bottleneck=8), steps=120, batch_size=32, sweep_steps=150, sweep_batch=16,
         warmup_fraction=0.1,
         glue_tasks=tuple(TASKS), train_examples=1000, eval_examples=None, sweep_tasks=("sst2",),
@@ -216,7 +232,7 @@ SCALES = {
         profile_batch=32, profile_length=44, profile_steps=8,
     ),
     "gpu": ScaleSettings(
-        bert_scale="gpu", gpt2_scale="gpu", decoder_sizes=(Size(4, 128, 4), Size(6, 256, 8), Size(8, 384, 6)),
+        bert_scale="gpu", gpt2_scale="gpu", t0_scale="gpu", decoder_sizes=(Size(4, 128, 4), Size(6, 256, 8), Size(8, 384, 6)),
         main_index=2, recipes=recipes(_LR_GPU, bottleneck=16), steps=600, batch_size=32, sweep_steps=600, sweep_batch=32,
         warmup_fraction=0.06, glue_tasks=tuple(TASKS), train_examples=None, eval_examples=None,
         sweep_tasks=("sst2", "mrpc", "rte"), fewshot_tasks=("sst2", "rte", "mrpc", "cola"), fewshot_k=32,
@@ -235,7 +251,7 @@ SCALES = {
 class Base:
     """A pre-trained network every method starts from, as picklable data for the workers."""
 
-    label: str  # "encoder", or the decoder's size label ("L3d96")
+    label: str  # "encoder", the decoder's size label ("L3d96"), or an encoder-decoder's ("t5lm_L2d64")
     family: str  # the module that trained it (a key of BASE_LOADERS)
     config: ModelConfig
     state: dict[str, torch.Tensor]
@@ -294,19 +310,43 @@ def _gpt2_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], 
     return todo, load
 
 
-# family -> (settings, seed) -> (pre-training jobs still to run, loader of the bases). An
-# encoder-decoder base (T0's LM-adapted T5) would add "t0" here, and a text-to-text task model.
-BASE_LOADERS = {"bert": _bert_bases, "gpt2": _gpt2_bases}
+def encdec_label(size: t0_paper.Size) -> str:
+    return f"t5lm_{size.label}"  # apart from the decoders' labels (both sweeps have an L3d96)
+
+
+def _t0_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], list[Base]]]:
+    ts = t0_paper.SCALES[s.t0_scale]
+    corpus = t5_paper.load_corpus(t5_paper.SCALES[ts.t5_scale])
+    dirs = {z: t0_paper.adapt_dir(ts, z, corpus, seed) for z in ts.sizes}
+    todo = [(t0_paper.pretrain_job, (ts, z, corpus, seed)) for z in reversed(ts.sizes)
+            if not (dirs[z] / "done.json").exists()]  # `train_once`'s mark of a finished adaptation
+
+    def load() -> list[Base]:
+        tok = corpus.tokenizer
+        bases = []
+        for z in ts.sizes:
+            config = t5_paper.model_config(t0_paper.t5_settings(ts, z), len(tok))
+            state = torch.load(dirs[z] / "model.pt", weights_only=True)
+            bases.append(Base(encdec_label(z), "t0", config, state, tok, tok.pad_token_id, dirs[z].name))
+        return bases
+
+    return todo, load
+
+
+# family -> (settings, seed) -> (pre-training jobs still to run, loader of the bases)
+BASE_LOADERS = {"bert": _bert_bases, "gpt2": _gpt2_bases, "t0": _t0_bases}
 
 
 def prepare_bases(s: ScaleSettings, seed: int) -> dict[str, Base]:
     """Pre-train what the cache lacks (all families in parallel processes), then load every base."""
     decoders, load_decoders = BASE_LOADERS["gpt2"](s, seed)
     encoder, load_encoder = BASE_LOADERS["bert"](s, seed)
+    encdecs, load_encdecs = BASE_LOADERS["t0"](s, seed)
     # the largest decoder first and BERT's row next (~300 s and ~190 s at the cpu scale), then the
-    # smaller decoders: two processes finish about together
-    run_parallel(_call, decoders[:1] + encoder + decoders[1:], desc="peft: pre-trained bases (bert and gpt2 runs)")
-    return {b.label: b for b in load_encoder() + load_decoders()}
+    # smaller decoders and the encoder-decoders (largest first): two processes finish about together
+    run_parallel(_call, decoders[:1] + encoder + decoders[1:] + encdecs,
+                 desc="peft: pre-trained bases (bert, gpt2 and t0 runs)")
+    return {b.label: b for b in load_encoder() + load_decoders() + load_encdecs()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,12 +367,20 @@ def encoder_data(task: str, base: Base, max_len: int, n_train: int | None, n_eva
     return bert_paper.load_task(TASKS[task], base.tokenizer, max_len, n_train, n_eval)
 
 
+def answer_lead(base: Base) -> str:
+    """What comes before a label word: a decoder reads it after "Answer:" (" positive"); T5's target
+    and BERT's label-init words stand alone ("positive")."""
+    return " " if base.kind == "decoder" else ""
+
+
 def verbaliser(task: str, base: Base) -> tuple[list[int], list[int]]:
-    """How a decoder reads the class: (tokens every prompt ends with, one label token per class).
-    Each class's answer is " <label>" (the registry's verbalisers); where the answers start with the
-    same tokens (a small vocabulary spells " True" and " False" from a shared " "), those tokens end
-    the prompt and the first token that differs names the class."""
-    answers = [base.tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in class_words(task)]
+    """How a language model reads the class: (tokens every answer starts with, one label token per
+    class). Each class's answer is its label word (the registry's verbalisers); where the answers
+    start with the same tokens (a small vocabulary spells " True" and " False" from a shared " "),
+    those tokens end the prompt (a decoder) or start the decoder's input (an encoder-decoder) and
+    the first token that differs names the class."""
+    lead = answer_lead(base)
+    answers = [base.tokenizer(lead + w, add_special_tokens=False)["input_ids"] for w in class_words(task)]
     k = 0
     while all(len(a) > k for a in answers) and len({a[k] for a in answers}) == 1:
         k += 1
@@ -360,13 +408,37 @@ def decoder_data(task: str, base: Base, max_len: int, n_train: int | None, n_eva
     return bert_paper.TaskData(TASKS[task], *encode(train_rows), *encode(val_rows)), labels
 
 
+def text_to_text_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None,
+                      seed: int = 0) -> tuple[bert_paper.TaskData, list[int]]:
+    """T5's text-to-text input ("sst2 sentence: ...", `papers.t5.text_pair`) + eos as token ids, cut
+    to `max_len`, and the label token of each class (`verbaliser`); the same rows as the decoders'."""
+    from repro.data.tasks import get_task
+
+    registry = get_task(task)
+    _, labels = verbaliser(task, base)
+    eos = base.tokenizer.eos_token_id
+
+    def encode(rows: list[dict]):
+        sources = [t5_paper.text_pair(registry, registry.preprocess(dict(r)))[0] for r in rows]
+        ids = [x[: max_len - 1] + [eos] for x in base.tokenizer(sources, add_special_tokens=False)["input_ids"]]
+        return [(x, [0] * len(x)) for x in ids], [float(r["label"]) for r in rows]
+
+    train_rows, val_rows = load_rows(TASKS[task], n_train, n_eval, seed)
+    return bert_paper.TaskData(TASKS[task], *encode(train_rows), *encode(val_rows)), labels
+
+
+def sweep_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None):
+    """The sweep arm's data: a decoder's prompt or an encoder-decoder's text-to-text input."""
+    read = text_to_text_data if base.kind == "encoder-decoder" else decoder_data
+    return read(task, base, max_len, n_train, n_eval)
+
+
 def class_tokens(task: str, base: Base) -> list[list[int]] | None:
     """Per class, the token ids of its label word (prompt tuning's class-label initialisation)."""
     words = class_words(task)
     if words is None:
         return None
-    prefix = "" if base.kind == "encoder" else " "  # a decoder reads the label after "Answer:"
-    return [base.tokenizer(prefix + w, add_special_tokens=False)["input_ids"] for w in words]
+    return [base.tokenizer(answer_lead(base) + w, add_special_tokens=False)["input_ids"] for w in words]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,6 +462,28 @@ class DecoderClassifier(nn.Module):
         return ModelOutput(logits=logits, hidden=hidden)
 
 
+class EncDecClassifier(nn.Module):
+    """An encoder-decoder LM read at the decoder's first answer position: the source goes to the
+    encoder, the decoder starts from its start token (pad, as T5) followed by the tokens every answer
+    shares, and the LM head's logits of each class's label token are the class scores (rank
+    classification over that token; no new parameters), or, with `linear_head`, a new linear layer
+    on the decoder's last hidden state (P-Tuning v2)."""
+
+    def __init__(self, lm: LanguageModel, label_tokens: list[int], shared: list[int], start_id: int,
+                 linear_head: bool = False):
+        super().__init__()
+        self.lm, self.config = lm, lm.config
+        self.register_buffer("label_tokens", torch.tensor(label_tokens), persistent=False)
+        self.register_buffer("decoder_prompt", torch.tensor([start_id, *shared]), persistent=False)
+        self.classifier = nn.Linear(lm.config.d_model, len(label_tokens)) if linear_head else None
+
+    def forward(self, input_ids, attention_mask=None, labels=None) -> ModelOutput:
+        start = self.decoder_prompt.expand(len(input_ids), -1)
+        hidden = self.lm(input_ids, attention_mask, decoder_input_ids=start).hidden[:, -1]
+        logits = self.classifier(hidden) if self.classifier is not None else self.lm.lm_head(hidden)[:, self.label_tokens]
+        return ModelOutput(logits=logits, hidden=hidden)
+
+
 def finetune_config(recipe: Recipe, batch_size: int, warmup_fraction: float) -> bert_paper.FinetuneConfig:
     return bert_paper.FinetuneConfig(lr=recipe.lr, batch_size=batch_size, warmup_fraction=warmup_fraction,
                                      weight_decay=recipe.weight_decay)
@@ -406,7 +500,16 @@ def task_model(base: Base, task: GlueTask, recipe: Recipe, ft: bert_paper.Finetu
         lm = LanguageModel(base.config.replace(dropout=ft.dropout))
         lm.load_state_dict(base.state)
         return DecoderClassifier(lm, label_tokens, recipe.linear_head)
-    raise NotImplementedError(f"no task model for a {base.kind} base yet (text-to-text rank classification)")
+    if base.kind == "encoder-decoder":
+        if task.similarity:
+            raise ValueError("the encoder-decoders are tuned on classification tasks (rank classification over "
+                             "label tokens has no regression)")
+        torch.manual_seed(seed)
+        lm = LanguageModel(base.config.replace(dropout=ft.dropout))
+        lm.load_state_dict(base.state)
+        shared, tokens = verbaliser(task.name, base)
+        return EncDecClassifier(lm, tokens, shared, base.pad_id, recipe.linear_head)
+    raise ValueError(f"no task model for a {base.kind!r} base")
 
 
 def method_config(recipe: Recipe, class_ids: list[list[int]] | None, prompt_length: int | None = None) -> PeftConfig:
@@ -724,7 +827,7 @@ class PEFT(Paper):
         tasks (its score above the majority class's): two models that both learned nothing are
         "equal" without telling anything about the method, so that case is not a reproduction."""
         s = SCALES[self._scale]
-        sizes = [z.label for z in s.decoder_sizes]
+        sizes = s.encdec_labels
         learned = greater("glue/full/gap", "glue/majority/gap")  # full above the majority class, paired by item
         return [
             Claim("P-C1", f"LoRA (r = {s.recipe('lora').config.r} on W_q, W_v) reaches full fine-tuning's GLUE average "
@@ -733,8 +836,8 @@ class PEFT(Paper):
                   "Hu et al. 2021, Table 2", self.name,
                   all_of(learned, greater("glue/lora/gap", "glue/full/gap", -LORA_MARGIN)),
                   {"RoBERTa-base": "87.2 LoRA vs 86.4 FT", "RoBERTa-large": "89.0 vs 88.9"}),
-            Claim("P-C2", "Prompt tuning's gap to full fine-tuning shrinks as the model grows (decoders "
-                          f"{' -> '.join(sizes)}, {', '.join(s.sweep_tasks)}; full fine-tuning above the majority class "
+            Claim("P-C2", "Prompt tuning's gap to full fine-tuning shrinks as the model grows (LM-adapted T5 "
+                          f"{' -> '.join(z.removeprefix('t5lm_') for z in sizes)}, {', '.join(s.sweep_tasks)}; full fine-tuning above the majority class "
                           "at every size)",
                   "Lester et al. 2021, Fig. 1", self.name,
                   all_of(*[greater(f"sweep/{z}/full/gap", f"sweep/{z}/majority/gap") for z in sizes],
@@ -763,7 +866,7 @@ class PEFT(Paper):
         s = SCALES[scale]
         seed = seeds[0]
         bases = prepare_bases(s, seed)
-        encoder, decoders = bases["encoder"], [bases[z.label] for z in s.decoder_sizes]
+        encoder = bases["encoder"]
         main = bases[s.main.label]
         recipes_by_name = {r.name: r for r in s.recipes}
         room = max(max(r.config.length for r in s.recipes if hasattr(r.config, "length")),
@@ -778,9 +881,9 @@ class PEFT(Paper):
                     job = Job("glue", "encoder", r.name, t, sd, *s.budget("glue"))
                     jobs.append((job, (classify_job, (job, encoder, r, data["encoder", t], None,
                                                       class_tokens(t, encoder), s.warmup_fraction))))
-        for dec in decoders:
+        for dec in [bases[label] for label in s.sweep_labels]:
             for t in s.sweep_tasks:
-                data[dec.label, t], tokens = decoder_data(t, dec, dec.max_len - room, s.train_examples, s.eval_examples)
+                data[dec.label, t], tokens = sweep_data(t, dec, dec.max_len - room, s.train_examples, s.eval_examples)
                 for r in s.recipes:
                     for sd in seeds:
                         job = Job("sweep", dec.label, r.name, t, sd, *s.budget("sweep"))
@@ -808,7 +911,7 @@ class PEFT(Paper):
         results = {jobs[i][0]: out for i, out in zip(order, done)}
 
         length = min(s.profile_length, min(b.max_len for b in bases.values()) - room)
-        costs = {(b.label, r.name): cost_profile(b, r, s, length, seed) for b in [encoder, *decoders] for r in s.recipes}
+        costs = {(b.label, r.name): cost_profile(b, r, s, length, seed) for b in bases.values() for r in s.recipes}
         metrics = self.score(s, seeds, data, results, costs, main)
         configs = {"scale": dataclasses.asdict(s), "recipes": {r.name: _recipe_identity(r) for r in s.recipes},
                    "bases": {b.label: {"family": b.family, "run": b.key, "model": dataclasses.asdict(b.config)}
@@ -835,7 +938,7 @@ class PEFT(Paper):
             return TASKS[task], preds, np.tile(np.asarray(data[key].val_labels), len(seeds))
 
         for arm, base, tasks, stem in [("glue", "encoder", s.glue_tasks, "glue")] + \
-                [("sweep", z.label, s.sweep_tasks, f"sweep/{z.label}") for z in s.decoder_sizes]:
+                [("sweep", label, s.sweep_tasks, f"sweep/{label}") for label in s.sweep_labels]:
             parts = {r.name: [pooled(arm, base, r.name, t) for t in tasks] for r in s.recipes}
             for name, ps in parts.items():
                 for task, p, g in ps:
@@ -854,7 +957,7 @@ class PEFT(Paper):
             m[f"{stem}/majority/gap"] = score_gap(baseline, parts["full"])  # below 0: full fine-tuning learned
         m["glue/lora/gap"].extra["reported_id"] = "lora_roberta_base"
         m["glue/adapter/gap"].extra["reported_id"] = "adapters_glue"
-        m[f"sweep/{s.decoder_sizes[-1].label}/prompt/gap"].extra["reported_id"] = "prompt_tuning_scale"
+        m[f"sweep/{s.encdec_labels[-1]}/prompt/gap"].extra["reported_id"] = "prompt_tuning_scale"
 
         # few-shot: every dev item of every task and subset, pairable across methods
         for method in ("majority", *FEWSHOT_METHODS):
@@ -916,7 +1019,7 @@ class PEFT(Paper):
         """One row per base and method: what it trains and keeps, what a training step costs and how
         fast it runs (beside full fine-tuning's), and how far its score is from full fine-tuning's."""
         rows = []
-        for label in ["encoder"] + [z.label for z in s.decoder_sizes]:
+        for label in ["encoder"] + s.sweep_labels:
             stem = "glue" if label == "encoder" else f"sweep/{label}"
             scored = "GLUE avg" if label == "encoder" else ", ".join(s.sweep_tasks)
 
@@ -978,9 +1081,11 @@ class PEFT(Paper):
             seconds[job.method] = seconds.get(job.method, 0.0) + out["seconds"]
         recipes_text = "; ".join(f"{METHOD_NAMES[r.name]} lr {r.lr:g}" for r in s.recipes)
         return [
-            f"Bases: BERT's `mlm_nsp` encoder at its `{s.bert_scale}` scale ({bases['encoder'].key}) and GPT-2's "
+            f"Bases: BERT's `mlm_nsp` encoder at its `{s.bert_scale}` scale ({bases['encoder'].key}), GPT-2's "
             f"`{s.gpt2_scale}` decoders {', '.join(z.label for z in s.decoder_sizes)} (books text; the few-shot and XSum "
-            f"arms use {s.main.label}). Every method trains {s.steps} steps of {s.batch_size} on the GLUE arm and "
+            f"arms use {s.main.label}) and T0's `{s.t0_scale}` LM-adapted T5 encoder-decoders "
+            f"{', '.join(s.encdec_labels)} (span corruption then prefix-LM adaptation on T5's corpus, Lester et al.'s "
+            "setting; P-C2 is read on them). Every method trains {s.steps} steps of {s.batch_size} on the GLUE arm and "
             f"{s.sweep_steps} steps of {s.sweep_batch} on the sweep, "
             f"AdamW with {s.warmup_fraction:.0%} linear warm-up then linear decay; {recipes_text}. Seeds {seeds} pooled.",
             f"GLUE: {s.train_examples or 'all'} training examples per task (a seeded subset), "
@@ -988,7 +1093,10 @@ class PEFT(Paper):
             "accuracy otherwise). QNLI has no training split in the mirror and WNLI is adversarial (BERT left it out). "
             f"Every input leaves {room} positions of the context free for virtual tokens, for every method alike.",
             "Decoders classify with the LM head's logits of each class's first label token after the registry's "
-            "'qa' template (Lester et al.'s and T-Few's reading; P-Tuning v2 a linear head); STS-B is left to the encoder.",
+            "'qa' template (Lester et al.'s and T-Few's reading; P-Tuning v2 a linear head); the encoder-decoders read "
+            "T5's text-to-text input and are scored by the same logits at the decoder's first answer position (rank "
+            "classification over the label token; trained with cross-entropy over the classes' tokens, not T5's "
+            "full-vocabulary loss); STS-B is left to the encoder.",
             f"Few-shot (P-C4): {s.fewshot_k} training examples per task, {s.fewshot_subsets} random subsets (seeds), "
             f"{s.fewshot_steps} steps of {s.fewshot_batch} for each method (T-Few: 1,000 steps of 8 with unlikelihood and "
             f"length-normalised losses, not used here); prompt tuning gets {prompt_length} tokens so it trains at least as "
@@ -1015,7 +1123,7 @@ class PEFT(Paper):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+        fig, axes = plt.subplots(1, 5, figsize=(25, 4.2))
         colors = dict(zip(METHODS, plt.get_cmap("tab10").colors))
 
         def err(x: MetricResult, k: float = 100) -> list[list[float]]:
@@ -1033,24 +1141,25 @@ class PEFT(Paper):
         ax.set_ylabel("GLUE average - full fine-tuning (points)")
         ax.set_title("Encoder: score gap vs parameters (P-C1, P-C3)", fontsize=10)
         ax.legend(fontsize=7)
-        ax = axes[1]
-        params = [m[f"cost/{z.label}/full/trainable"].value for z in s.decoder_sizes]
-        for r in s.recipes:
-            if r.name == "full":
-                continue
-            gaps = [m[f"sweep/{z.label}/{r.name}/gap"] for z in s.decoder_sizes]
-            ax.errorbar(params, [100 * g.value for g in gaps],
-                        yerr=[[100 * (g.value - g.ci_low) for g in gaps], [100 * (g.ci_high - g.value) for g in gaps]],
-                        marker="o", capsize=3, color=colors[r.name], lw=2.5 if r.name == "prompt" else 1,
-                        alpha=1 if r.name == "prompt" else 0.45, label=METHOD_NAMES[r.name])
-        ax.axhline(0, color="k", lw=0.8)
-        ax.plot(params, [100 * m[f"sweep/{z.label}/majority/gap"].value for z in s.decoder_sizes], color="gray", ls="--",
-                lw=0.8, label="majority class")
-        ax.set_xscale("log")
-        ax.set_xlabel("decoder parameters")
-        ax.set_ylabel(f"{', '.join(s.sweep_tasks)} - full fine-tuning (points)")
-        ax.set_title("Decoders: gap to full vs size (P-C2: prompt tuning)", fontsize=10)
-        ax.legend(fontsize=7)
+        for ax, labels, title in ((axes[1], s.encdec_labels, "LM-adapted T5: gap to full vs size (P-C2: prompt tuning)"),
+                                  (axes[4], [z.label for z in s.decoder_sizes], "Decoders: gap to full vs size")):
+            params = [m[f"cost/{label}/full/trainable"].value for label in labels]
+            for r in s.recipes:
+                if r.name == "full":
+                    continue
+                gaps = [m[f"sweep/{label}/{r.name}/gap"] for label in labels]
+                ax.errorbar(params, [100 * g.value for g in gaps],
+                            yerr=[[100 * (g.value - g.ci_low) for g in gaps], [100 * (g.ci_high - g.value) for g in gaps]],
+                            marker="o", capsize=3, color=colors[r.name], lw=2.5 if r.name == "prompt" else 1,
+                            alpha=1 if r.name == "prompt" else 0.45, label=METHOD_NAMES[r.name])
+            ax.axhline(0, color="k", lw=0.8)
+            ax.plot(params, [100 * m[f"sweep/{label}/majority/gap"].value for label in labels], color="gray", ls="--",
+                    lw=0.8, label="majority class")
+            ax.set_xscale("log")
+            ax.set_xlabel("parameters")
+            ax.set_ylabel(f"{', '.join(s.sweep_tasks)} - full fine-tuning (points)")
+            ax.set_title(title, fontsize=10)
+            ax.legend(fontsize=7)
         ax = axes[2]
         for method in FEWSHOT_METHODS:
             acc = m[f"fewshot/{method}/acc"]

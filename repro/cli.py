@@ -7,6 +7,7 @@
     repro run PAPER|all      run reproductions (filled in by the paper modules)
     repro report             render results/REPORT.md
     repro regress --baseline results/smoke           regression check against committed results
+    repro regress --baseline results/smoke --update  re-run from an empty cache and make that the baseline
 
 Errors a user can fix (unknown preset, bad config, missing data) print one line and exit 2;
 anything else is a bug and keeps its traceback.
@@ -175,11 +176,34 @@ def cmd_regress(args: argparse.Namespace) -> None:
                 os.environ["REPRO_ARTIFACTS"] = cache
         fresh = scratch / scale
     regressions = compare_dirs(baseline, fresh, rel_tol=args.rel_tol)
+    if args.update:
+        update_baseline(baseline, fresh, regressions)
+        return
     if regressions:
         for r in regressions:
             print(f"REGRESSION {r}", file=sys.stderr)
         raise SystemExit(1)
     print(f"no regression: {len(list(baseline.glob('*.json')))} results files within tolerance of {baseline}")
+
+
+def update_baseline(baseline: Path, fresh: Path, moved: list) -> None:
+    """Make the fresh results (trained with an empty artifact cache, as the check trains) the new
+    baseline: each results file and its figures replace the old ones, and what moved is listed so
+    the commit that lands it can say why. A baseline written from a warm cache may hold models an
+    older code version trained, which a clean CI run then fails to reproduce."""
+    import shutil
+
+    from repro.train import atomic_write_text
+
+    for r in moved:
+        print(f"updated {r}")
+    for path in sorted(baseline.glob("*.json")):
+        atomic_write_text(path, (fresh / path.name).read_text())
+        for figure in sorted((fresh.parent / "figures").glob(f"{baseline.name}_{path.stem}*")):
+            target = baseline.parent / "figures" / figure.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(figure, target)
+    print(f"baseline {baseline} rewritten from {fresh}: {len(moved)} metric(s) or verdict(s) moved")
 
 
 def _resolve_scale(scale: str) -> str:
@@ -238,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--baseline", required=True, help="directory of baseline results, e.g. results/smoke")
     regress.add_argument("--fresh", help="directory of fresh results to compare (default: re-run the papers now)")
     regress.add_argument("--rel-tol", type=float, default=0.05, help="relative tolerance per metric")
+    regress.add_argument("--update", action="store_true",
+                         help="write the fresh results over the baseline (and its figures) instead of failing")
     regress.set_defaults(func=cmd_regress)
     return parser
 

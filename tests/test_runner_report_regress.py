@@ -84,6 +84,11 @@ def test_regress_passes_an_unchanged_run_and_catches_an_injected_regression(tmp_
         main(["regress", "--baseline", str(baseline / "smoke"), "--fresh", str(fresh)])
     assert "REGRESSION toy: metric strong/toy/acc" in capsys.readouterr().err
 
+    assert main(["regress", "--baseline", str(baseline / "smoke"), "--fresh", str(fresh), "--update"]) == 0
+    assert "updated toy: metric strong/toy/acc" in capsys.readouterr().out
+    assert read_run(baseline / "smoke" / "toy.json").metrics["strong/toy/acc"]["value"] == 0.6
+    assert compare_dirs(baseline / "smoke", fresh) == []
+
 
 def test_regress_ignores_how_fast_the_machine_was_but_not_a_lost_timing(tmp_path, toy):
     baseline = tmp_path / "baseline"

@@ -40,7 +40,9 @@ def test_peft_smoke_run_records_every_claim_metric(tmp_path, monkeypatch):
     assert memory["lora"] < memory["full"]
     tables = record.extra["tables"]
     choice = next(rows for title, rows in tables.items() if title.startswith("Choosing a method"))
-    assert len(choice) == (len(peft.METHODS) + 1) * (1 + len(s.decoder_sizes))  # + the majority-class floor
+    assert len(choice) == (len(peft.METHODS) + 1) * (1 + len(s.sweep_labels))  # + the majority-class floor
+    assert s.encdec_labels and all(f"sweep/{label}/prompt/gap" in record.metrics for label in s.encdec_labels)
+    assert record.metrics[f"sweep/{s.encdec_labels[-1]}/prompt/gap"]["extra"]["reported_id"] == "prompt_tuning_scale"
     assert (tmp_path / "figures" / "smoke_peft.png").exists()
     assert record.metrics["glue/lora/gap"]["extra"]["reported_id"] == "lora_roberta_base"
 
@@ -68,9 +70,9 @@ def synthetic(outcome: str) -> dict:
          "glue/lora/gap": gap, "glue/adapter/gap": gap, "threshold/adapter_share": MetricResult.exact("s", 0.05),
          "cost/encoder/adapter/trainable_share": MetricResult.exact("s", 0.02)}
     prompt_gaps = {"good": [-0.3, -0.15, -0.02], "bad": [-0.02, -0.15, -0.3], "unclear": [-0.1, -0.1, -0.1]}[outcome]
-    for z, g in zip(s.decoder_sizes, prompt_gaps):
-        m[f"sweep/{z.label}/full/gap"], m[f"sweep/{z.label}/majority/gap"] = peft.no_gap(), interval(-0.3, 0.03)
-        m[f"sweep/{z.label}/prompt/gap"] = interval(g, 0.03 if outcome != "unclear" else 0.2)
+    for z, g in zip(s.encdec_labels, prompt_gaps):
+        m[f"sweep/{z}/full/gap"], m[f"sweep/{z}/majority/gap"] = peft.no_gap(), interval(-0.3, 0.03)
+        m[f"sweep/{z}/prompt/gap"] = interval(g, 0.03 if outcome != "unclear" else 0.2)
     ia3, other = {"good": (0.8, 0.6), "bad": (0.6, 0.8), "unclear": (0.7, 0.7)}[outcome]
     m["fewshot/majority/acc"] = items(0.5, seed=1)
     m["fewshot/ia3/acc"] = items(ia3, seed=2)
@@ -147,6 +149,46 @@ def test_decoder_classifier_reads_the_lm_head_at_the_last_real_token():
     assert peft.DecoderClassifier(lm, [3, 4], linear_head=True)(ids, mask).logits.shape == (2, 2)
 
 
+def _tiny_encdec() -> LanguageModel:
+    return LanguageModel(scaled("t5_small", n_layer=1, d_model=16, n_head=2, d_ff=32, vocab_size=32, dropout=0.0))
+
+
+def test_encdec_classifier_reads_the_label_tokens_after_the_start_and_shared_tokens():
+    torch.manual_seed(0)
+    lm = _tiny_encdec().eval()
+    ids = torch.randint(3, 32, (2, 6))
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    clf = peft.EncDecClassifier(lm, [3, 4], shared=[7], start_id=0)
+    start = torch.tensor([[0, 7], [0, 7]])
+    expected = lm(ids, mask, decoder_input_ids=start).logits[:, -1, [3, 4]]
+    torch.testing.assert_close(clf(ids, mask).logits, expected)
+    padded = torch.cat([ids[1:, :4], torch.full((1, 3), 5)], 1)  # the second row, other padding
+    torch.testing.assert_close(clf(padded, torch.tensor([[1] * 4 + [0] * 3])).logits, expected[1:])
+
+
+@pytest.mark.parametrize("method", peft.METHODS)
+def test_every_method_tunes_an_encoder_decoder_classifier(method):
+    """Each recipe wraps the text-to-text classifier (virtual tokens included) and its loss falls on
+    a fixed batch; what the method freezes gets no gradient."""
+    torch.manual_seed(0)
+    recipe = peft.SCALES["smoke"].recipe(method)
+    clf = peft.EncDecClassifier(_tiny_encdec(), [3, 4], shared=[], start_id=0, linear_head=recipe.linear_head)
+    info = apply_peft(clf, peft.method_config(recipe, [[3], [4]]), train_also=("classifier.",),
+                      label_token_ids=[[3], [4]], seed=0)
+    assert info.trainable > 0 and 0 < info.stored <= info.base_parameters + 64  # + a linear head
+    ids, labels = torch.randint(5, 32, (8, 7)), torch.tensor([0, 1] * 4)
+    optimizer = torch.optim.AdamW([p for p in clf.parameters() if p.requires_grad], lr=recipe.lr)
+    losses = []
+    for _ in range(15):
+        loss = torch.nn.functional.cross_entropy(clf(ids, torch.ones_like(ids)).logits, labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(p.grad is None for p in clf.parameters() if not p.requires_grad)
+
+
 def test_step_memory_counts_what_full_fine_tuning_adds():
     config = scaled("bert_base", n_layer=1, d_model=32, n_head=2, d_ff=64, vocab_size=100, max_seq_len=32).replace(n_labels=2)
     batch = {"input_ids": torch.randint(5, 100, (4, 10)), "attention_mask": torch.ones(4, 10, dtype=torch.long),
@@ -174,10 +216,10 @@ def test_majority_and_fewshot_budget():
 
 
 def test_scales_keep_every_method_and_share_the_bases_with_bert_and_gpt2():
-    from papers import bert, gpt2
+    from papers import bert, gpt2, t0
 
     for name, s in peft.SCALES.items():
         assert [r.name for r in s.recipes] == list(peft.METHODS), name
-        assert s.bert_scale in bert.SCALES and s.gpt2_scale in gpt2.SCALES
+        assert s.bert_scale in bert.SCALES and s.gpt2_scale in gpt2.SCALES and s.t0_scale in t0.SCALES
         assert set(s.decoder_sizes) <= set(gpt2.SCALES[s.gpt2_scale].sizes)  # the same runs: one cache entry each
         assert all(not TASKS[t].similarity for t in (*s.sweep_tasks, *s.fewshot_tasks))
