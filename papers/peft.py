@@ -222,6 +222,9 @@ SCALES = {
     # few-shot 27 runs ~75 s, XSum 7 runs ~75 s, cost ~25 s: ~700 core-s, ~6.5 min on 2 cores with the bases
     # cached. Bases not cached add BERT's mlm_nsp row (185 s measured) and GPT-2's three runs (500 steps x
     # 0.20 / 0.32 / 0.62 s), ~6.8 min in 2 processes: ~13 min at that load, less on an idle machine.
+    # The encoder-decoder sweep adds 21 runs of ~7 s (L2d64, one thread) and, uncached, T0's three
+    # LM-adapted bases (412 s in one process). Measured: 1,071 s with the BERT and GPT-2 bases trained
+    # in the run and T0's cached.
     "cpu": ScaleSettings(
         bert_scale="cpu", gpt2_scale="cpu", t0_scale="cpu", decoder_sizes=(Size(2, 48, 4), Size(3, 96, 4), Size(4, 144, 4)),
         main_index=1, recipes=recipes(_LR, bottleneck=8), steps=120, batch_size=32, sweep_steps=150, sweep_batch=16,
