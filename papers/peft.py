@@ -1088,7 +1088,7 @@ class PEFT(Paper):
             f"`{s.gpt2_scale}` decoders {', '.join(z.label for z in s.decoder_sizes)} (books text; the few-shot and XSum "
             f"arms use {s.main.label}) and T0's `{s.t0_scale}` LM-adapted T5 encoder-decoders "
             f"{', '.join(s.encdec_labels)} (span corruption then prefix-LM adaptation on T5's corpus, Lester et al.'s "
-            "setting; P-C2 is read on them). Every method trains {s.steps} steps of {s.batch_size} on the GLUE arm and "
+            f"setting; P-C2 is read on them). Every method trains {s.steps} steps of {s.batch_size} on the GLUE arm and "
             f"{s.sweep_steps} steps of {s.sweep_batch} on the sweep, "
             f"AdamW with {s.warmup_fraction:.0%} linear warm-up then linear decay; {recipes_text}. Seeds {seeds} pooled.",
             f"GLUE: {s.train_examples or 'all'} training examples per task (a seeded subset), "
