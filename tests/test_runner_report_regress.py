@@ -117,4 +117,5 @@ def test_regress_trains_afresh_instead_of_loading_cached_models(tmp_path, toy, m
     monkeypatch.setattr(toy, "measure", lambda scale, seeds: (seen.append(artifacts_dir()), measure(scale, seeds))[1])
     assert main(["regress", "--baseline", str(baseline / "smoke")]) == 0
     assert len(seen) == 1 and seen[0] != stale and not seen[0].exists()
+    assert not seen[0].parent.exists()  # a passing check leaves no scratch run behind
     assert artifacts_dir() == stale  # the caller's setting is back afterwards
