@@ -18,6 +18,7 @@ NORMS = ("layernorm", "rmsnorm")
 NORM_PLACEMENTS = ("post", "pre")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "geglu", "geglu_tanh", "swiglu")
 ATTENTION_PATTERNS = ("dense", "alternating_banded")
+INIT_SCHEMES = ("normal", "t5")
 
 
 class ConfigError(ValueError):
@@ -60,6 +61,11 @@ class ModelConfig:
     # --- regularisation and init ---
     dropout: float = 0.1  # residual, embedding and attention-probability dropout
     init_std: float = 0.02
+    # "normal": N(0, init_std) everywhere (GPT, BERT). "t5": Mesh TensorFlow's fan-in init, which T5
+    # needs because it does not divide attention scores by sqrt(d_head) (`scale_attention=False`):
+    # every matrix N(0, fan_in^-0.5), queries a further d_head^-0.5, token embeddings N(0, 1)
+    # (the tied output is scaled by d_model^-0.5 instead); init_std is then unused.
+    init_scheme: Literal["normal", "t5"] = "normal"
     scale_residual_init: bool = False  # GPT-2: residual projections init std / sqrt(2 * n_layer)
     # --- heads ---
     n_labels: int = 2  # classification head (NSP, GLUE); 1 = regression (STS-B)
@@ -92,6 +98,7 @@ class ModelConfig:
             "norm_placement": NORM_PLACEMENTS,
             "activation": ACTIVATIONS,
             "attention_pattern": ATTENTION_PATTERNS,
+            "init_scheme": INIT_SCHEMES,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)

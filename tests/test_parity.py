@@ -104,3 +104,29 @@ def test_llama_style_parity():
     ids, mask = _inputs(5)
     with torch.no_grad():
         _assert_close_on_real_tokens(ours(ids, mask).logits, ref(input_ids=ids, attention_mask=mask).logits, mask)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_t5_init_matches_transformers(tied):
+    """`init_scheme="t5"` draws every weight with the spread `transformers`' T5 `_init_weights` gives
+    it (Mesh TF's fan-in init; queries folded with d_head^-0.5 since scores are not scaled): compared
+    tensor by tensor, q / k / v slices of our fused projection apart, as standard deviations."""
+    config = hf.T5Config(
+        vocab_size=500, d_model=64, d_kv=16, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4,
+        tie_word_embeddings=tied, relative_attention_num_buckets=32, relative_attention_max_distance=64,
+    )
+    torch.manual_seed(0)
+    theirs = convert.from_t5(hf.T5ForConditionalGeneration(config))  # their init, in our layout
+    torch.manual_seed(1)
+    ours = type(theirs)(theirs.config)
+    n = 4 * 16  # rows per slice: n_head x d_kv
+    for (name, a), (_, b) in zip(theirs.named_parameters(), ours.named_parameters()):
+        pieces = [(a[:n], b[:n]), (a[n : 2 * n], b[n : 2 * n]), (a[2 * n :], b[2 * n :])] if "qkv_proj" in name else \
+            [(a[:n], b[:n]), (a[n:], b[n:])] if "kv_proj" in name else [(a, b)]
+        for x, y in pieces:
+            if x.dim() == 1:  # RMSNorm gains
+                assert torch.equal(x, y), name
+                continue
+            ratio = (y.std() / x.std()).item()
+            assert 0.8 < ratio < 1.25, (name, x.std().item(), y.std().item())
+    assert theirs.config.init_scheme == "t5"

@@ -140,6 +140,7 @@ def from_t5(hf) -> LanguageModel:
         norm_placement="pre", norm_eps=c.layer_norm_epsilon,
         activation={"gelu_new": "geglu_tanh", "gelu": "geglu", "silu": "swiglu"}[c.dense_act_fn] if gated else "relu",
         bias=False, scale_attention=False, tie_embeddings=tied, tied_output_scale=scale_output, dropout=0.0,
+        init_scheme="t5",
     )
     sd = hf.state_dict()
     out = {"body.tok_embed.weight": sd["shared.weight"]}

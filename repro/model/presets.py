@@ -55,7 +55,7 @@ def _t5(n_layer, d_model, d_ff, n_head, d_head=64) -> ModelConfig:
         kind="encoder-decoder", vocab_size=32128, n_layer=n_layer, d_model=d_model, n_head=n_head,
         d_head=d_head, d_ff=d_ff, max_seq_len=512, positions="t5_relative", scale_embeddings=False,
         norm="rmsnorm", norm_placement="pre", norm_eps=1e-6, activation="relu", bias=False,
-        scale_attention=False, tied_output_scale=True, dropout=0.1,
+        scale_attention=False, tied_output_scale=True, dropout=0.1, init_scheme="t5",
     )
 
 

@@ -226,3 +226,30 @@ def init_weights(model: nn.Module, config: ModelConfig) -> None:
         for name, p in model.named_parameters():
             if name.endswith("out_proj.weight"):
                 nn.init.normal_(p, std=config.init_std / math.sqrt(n_residual))
+    if config.init_scheme == "t5":
+        t5_init(model, config)
+
+
+@torch.no_grad()
+def t5_init(model: nn.Module, config: ModelConfig) -> None:
+    """Mesh TensorFlow's initialisation, as `transformers`' T5 `_init_weights` applies it (a test
+    compares the two): each linear map N(0, fan_in^-0.5) (k, v and the FFN input read d_model, the
+    attention output n_head * d_head, the FFN output d_ff), the queries N(0, (d_model * d_head)^-0.5)
+    since the scores are not divided by sqrt(d_head), the relative-position table N(0, d_model^-0.5),
+    token embeddings (and an untied output layer) N(0, 1)."""
+    hd = config.head_dim
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=module.in_features**-0.5)
+        elif isinstance(module, RelativePositionBias):
+            nn.init.normal_(module.table.weight, std=config.d_model**-0.5)
+    for module in model.modules():  # after the pass above, which gave the queries d_model^-0.5
+        if isinstance(module, Attention):
+            q = module.q_proj.weight if module.cross else module.qkv_proj.weight[: config.n_head * hd]
+            nn.init.normal_(q, std=(config.d_model * hd) ** -0.5)
+    body = getattr(model, "body", None)
+    if body is not None:
+        nn.init.normal_(body.tok_embed.weight, std=1.0)
+    head = getattr(model, "lm_head", None)
+    if head is not None and not config.tie_embeddings:
+        nn.init.normal_(head.proj.weight, std=1.0)
