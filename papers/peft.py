@@ -3,7 +3,7 @@ P-Tuning v2 and (IA)^3, each beside full fine-tuning of the same base for the sa
 
 The methods are `repro.peft_methods` (LoRA and (IA)^3 on the W_q / W_v and k / v slices of our fused
 attention projection; tests/test_peft_methods.py shows they give `peft`'s outputs on the same
-weights, and prompt / prefix tuning give peft's on a converted `transformers` GPT-2).
+weights, and prompt / prefix tuning give peft's on a converted `transformers` GPT-2 and BERT).
 
 Bases: pre-trained networks of the other modules, through the artifact cache (the same config is
 the same cache key, so `reproduce-all` trains each once):

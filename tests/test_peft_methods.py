@@ -316,3 +316,50 @@ def test_prefix_tuning_matches_peft_on_gpt2(reparameterize):
     real = mask.bool()
     torch.testing.assert_close(ours(ids, mask).logits[real], theirs(input_ids=ids, attention_mask=mask).logits[real],
                                rtol=1e-5, atol=1e-5)
+
+
+def _hf_bert():
+    transformers = pytest.importorskip("transformers")
+    from repro.model.convert import from_bert
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                                     attention_probs_dropout_prob=0.0)
+    hf = transformers.BertForPreTraining(config).eval()
+    return hf, from_bert(hf).eval()
+
+
+@pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning", "p_tuning_v2"])
+def test_prompt_and_prefix_tuning_match_peft_on_bert(method):
+    """The encoder's virtual tokens: peft prepends them before [CLS] (positions shift with them) and
+    ignores segment ids under prompt learning, so the comparison feeds one segment."""
+    peft = _peft()
+    hf, ours = _hf_bert()
+    P, hidden = 5, 16
+    if method == "prompt_tuning":
+        theirs = peft.get_peft_model(hf, peft.PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=P))
+        apply_peft(ours, PromptConfig(length=P, init="random_uniform"))
+        with torch.no_grad():
+            theirs.prompt_encoder["default"].embedding.weight.copy_(ours.body.encoder.soft_prompt.embedding)
+    else:
+        reparameterize = method == "prefix_tuning"
+        theirs = peft.get_peft_model(hf, peft.PrefixTuningConfig(
+            task_type="FEATURE_EXTRACTION", num_virtual_tokens=P, prefix_projection=reparameterize,
+            encoder_hidden_size=hidden))
+        apply_peft(ours, PrefixConfig(length=P, reparameterize=reparameterize, hidden=hidden))
+        mine, other = ours.body.encoder.prefix, theirs.prompt_encoder["default"]
+        with torch.no_grad():
+            other.embedding.weight.copy_(mine.embedding.weight)
+            if reparameterize:
+                for i in (0, 2):
+                    other.transform[i].weight.copy_(mine.mlp[i].weight)
+                    other.transform[i].bias.copy_(mine.mlp[i].bias)
+    theirs.eval()
+    ids, mask = batch()
+    out = theirs(input_ids=ids, attention_mask=mask).prediction_logits
+    if method == "prompt_tuning":
+        out = out[:, P:]  # peft returns the virtual positions too
+    real = mask.bool()
+    assert (ours(ids, mask).logits - hf(input_ids=ids, attention_mask=mask).prediction_logits).abs().max() > 1e-3
+    torch.testing.assert_close(ours(ids, mask).logits[real], out[real], rtol=1e-5, atol=1e-5)
