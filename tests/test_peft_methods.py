@@ -297,6 +297,16 @@ def test_prompt_tuning_matches_peft_on_gpt2():
     torch.testing.assert_close(ours(ids, mask).logits[real], out[real], rtol=1e-5, atol=1e-5)
 
 
+@torch.no_grad()
+def copy_prefix(mine, other, reparameterize: bool) -> None:
+    """Our prefix encoder's weights into peft's (its embedding, and the MLP when reparameterised)."""
+    other.embedding.weight.copy_(mine.embedding.weight)
+    if reparameterize:
+        for i in (0, 2):
+            other.transform[i].weight.copy_(mine.mlp[i].weight)
+            other.transform[i].bias.copy_(mine.mlp[i].bias)
+
+
 @pytest.mark.parametrize("reparameterize", [True, False], ids=["prefix_tuning", "p_tuning_v2"])
 def test_prefix_tuning_matches_peft_on_gpt2(reparameterize):
     peft = _peft()
@@ -305,13 +315,7 @@ def test_prefix_tuning_matches_peft_on_gpt2(reparameterize):
     theirs = peft.get_peft_model(hf, peft.PrefixTuningConfig(
         task_type="CAUSAL_LM", num_virtual_tokens=P, prefix_projection=reparameterize, encoder_hidden_size=hidden)).eval()
     apply_peft(ours, PrefixConfig(length=P, reparameterize=reparameterize, hidden=hidden))
-    mine, other = ours.body.decoder.prefix, theirs.prompt_encoder["default"]
-    with torch.no_grad():
-        other.embedding.weight.copy_(mine.embedding.weight)
-        if reparameterize:
-            for i in (0, 2):
-                other.transform[i].weight.copy_(mine.mlp[i].weight)
-                other.transform[i].bias.copy_(mine.mlp[i].bias)
+    copy_prefix(ours.body.decoder.prefix, theirs.prompt_encoder["default"], reparameterize)
     ids, mask = batch()
     real = mask.bool()
     torch.testing.assert_close(ours(ids, mask).logits[real], theirs(input_ids=ids, attention_mask=mask).logits[real],
@@ -348,13 +352,7 @@ def test_prompt_and_prefix_tuning_match_peft_on_bert(method):
             task_type="FEATURE_EXTRACTION", num_virtual_tokens=P, prefix_projection=reparameterize,
             encoder_hidden_size=hidden))
         apply_peft(ours, PrefixConfig(length=P, reparameterize=reparameterize, hidden=hidden))
-        mine, other = ours.body.encoder.prefix, theirs.prompt_encoder["default"]
-        with torch.no_grad():
-            other.embedding.weight.copy_(mine.embedding.weight)
-            if reparameterize:
-                for i in (0, 2):
-                    other.transform[i].weight.copy_(mine.mlp[i].weight)
-                    other.transform[i].bias.copy_(mine.mlp[i].bias)
+        copy_prefix(ours.body.encoder.prefix, theirs.prompt_encoder["default"], reparameterize)
     theirs.eval()
     ids, mask = batch()
     out = theirs(input_ids=ids, attention_mask=mask).prediction_logits
