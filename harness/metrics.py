@@ -126,10 +126,6 @@ class MetricResult:
         speed regressions are the benchmarks' job (ratios against a reference measured in the same run)."""
         return cls(name, float(value), 1, None, None, {"timing": True, **extra})
 
-    @property
-    def is_timing(self) -> bool:
-        return bool(self.extra.get("timing"))
-
     def to_dict(self, include_items: bool = True) -> dict[str, Any]:
         extra = dict(self.extra)
         if not include_items:
