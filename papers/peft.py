@@ -392,48 +392,30 @@ def verbaliser(task: str, base: Base) -> tuple[list[int], list[int]]:
     return answers[0][:k], [a[k] for a in answers]
 
 
-def decoder_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None,
+def lm_task_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None,
                  seed: int = 0) -> tuple[bert_paper.TaskData, list[int]]:
-    """The registry's "qa" template (the prompt GPT-3 and FLAN score) as token ids, left-truncated
-    so "Answer:" stays, and the label token of each class (`verbaliser`)."""
+    """A classification task as token ids for a language model, and the label token of each class
+    (`verbaliser`). A decoder reads the registry's "qa" template (the prompt GPT-3 and FLAN score),
+    left-truncated so "Answer:" and the answers' shared tokens stay; an encoder-decoder reads T5's
+    text-to-text input ("sst2 sentence: ...", `papers.t5.text_pair`) cut at the end, then eos."""
     from repro.data.tasks import get_task
 
     registry = get_task(task)
-    template = registry.template("qa")
     shared, labels = verbaliser(task, base)
+    if base.kind == "encoder-decoder":
+        eos = base.tokenizer.eos_token_id
+        text = lambda r: t5_paper.text_pair(registry, r)[0]  # noqa: E731
+        cut = lambda x: x[: max_len - 1] + [eos]  # noqa: E731
+    else:
+        text, cut = registry.template("qa").render, lambda x: (x + shared)[-max_len:]
 
     def encode(rows: list[dict]):
-        prompts = [template.render(registry.preprocess(dict(r))) for r in rows]
-        ids = [(x + shared)[-max_len:] for x in base.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        texts = [text(registry.preprocess(dict(r))) for r in rows]
+        ids = [cut(x) for x in base.tokenizer(texts, add_special_tokens=False)["input_ids"]]
         return [(x, [0] * len(x)) for x in ids], [float(r["label"]) for r in rows]
 
     train_rows, val_rows = load_rows(TASKS[task], n_train, n_eval, seed)
     return bert_paper.TaskData(TASKS[task], *encode(train_rows), *encode(val_rows)), labels
-
-
-def text_to_text_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None,
-                      seed: int = 0) -> tuple[bert_paper.TaskData, list[int]]:
-    """T5's text-to-text input ("sst2 sentence: ...", `papers.t5.text_pair`) + eos as token ids, cut
-    to `max_len`, and the label token of each class (`verbaliser`); the same rows as the decoders'."""
-    from repro.data.tasks import get_task
-
-    registry = get_task(task)
-    _, labels = verbaliser(task, base)
-    eos = base.tokenizer.eos_token_id
-
-    def encode(rows: list[dict]):
-        sources = [t5_paper.text_pair(registry, registry.preprocess(dict(r)))[0] for r in rows]
-        ids = [x[: max_len - 1] + [eos] for x in base.tokenizer(sources, add_special_tokens=False)["input_ids"]]
-        return [(x, [0] * len(x)) for x in ids], [float(r["label"]) for r in rows]
-
-    train_rows, val_rows = load_rows(TASKS[task], n_train, n_eval, seed)
-    return bert_paper.TaskData(TASKS[task], *encode(train_rows), *encode(val_rows)), labels
-
-
-def sweep_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None):
-    """The sweep arm's data: a decoder's prompt or an encoder-decoder's text-to-text input."""
-    read = text_to_text_data if base.kind == "encoder-decoder" else decoder_data
-    return read(task, base, max_len, n_train, n_eval)
 
 
 def class_tokens(task: str, base: Base) -> list[list[int]] | None:
@@ -496,23 +478,15 @@ def task_model(base: Base, task: GlueTask, recipe: Recipe, ft: bert_paper.Finetu
                label_tokens: list[int] | None) -> nn.Module:
     if base.kind == "encoder":
         return bert_paper.classifier_from(base.config, base.state, task, ft, seed)
+    if task.similarity:
+        raise ValueError(f"the {base.kind} bases are tuned on classification tasks (label tokens have no regression)")
+    torch.manual_seed(seed)
+    lm = LanguageModel(base.config.replace(dropout=ft.dropout))
+    lm.load_state_dict(base.state)
     if base.kind == "decoder":
-        if task.similarity:
-            raise ValueError("the decoders are tuned on classification tasks (a verbaliser has no regression)")
-        torch.manual_seed(seed)
-        lm = LanguageModel(base.config.replace(dropout=ft.dropout))
-        lm.load_state_dict(base.state)
         return DecoderClassifier(lm, label_tokens, recipe.linear_head)
-    if base.kind == "encoder-decoder":
-        if task.similarity:
-            raise ValueError("the encoder-decoders are tuned on classification tasks (rank classification over "
-                             "label tokens has no regression)")
-        torch.manual_seed(seed)
-        lm = LanguageModel(base.config.replace(dropout=ft.dropout))
-        lm.load_state_dict(base.state)
-        shared, tokens = verbaliser(task.name, base)
-        return EncDecClassifier(lm, tokens, shared, base.pad_id, recipe.linear_head)
-    raise ValueError(f"no task model for a {base.kind!r} base")
+    shared, tokens = verbaliser(task.name, base)
+    return EncDecClassifier(lm, tokens, shared, base.pad_id, recipe.linear_head)
 
 
 def method_config(recipe: Recipe, class_ids: list[list[int]] | None, prompt_length: int | None = None) -> PeftConfig:
@@ -886,7 +860,7 @@ class PEFT(Paper):
                                                       class_tokens(t, encoder), s.warmup_fraction))))
         for dec in [bases[label] for label in s.sweep_labels]:
             for t in s.sweep_tasks:
-                data[dec.label, t], tokens = sweep_data(t, dec, dec.max_len - room, s.train_examples, s.eval_examples)
+                data[dec.label, t], tokens = lm_task_data(t, dec, dec.max_len - room, s.train_examples, s.eval_examples)
                 for r in s.recipes:
                     for sd in seeds:
                         job = Job("sweep", dec.label, r.name, t, sd, *s.budget("sweep"))
@@ -895,7 +869,7 @@ class PEFT(Paper):
         prompt_length = fewshot_prompt_length(main.config, s)
         for t in s.fewshot_tasks:
             for i in range(s.fewshot_subsets):
-                few, tokens = decoder_data(t, main, main.max_len - room, s.fewshot_k, s.eval_examples, seed=seed + i)
+                few, tokens = lm_task_data(t, main, main.max_len - room, s.fewshot_k, s.eval_examples, seed=seed + i)
                 data[f"fewshot{i}", t] = few
                 for m in FEWSHOT_METHODS:
                     job = Job("fewshot", main.label, m, t, seed + i, s.fewshot_steps, s.fewshot_batch,

@@ -176,21 +176,20 @@ def cmd_regress(args: argparse.Namespace) -> None:
                 os.environ["REPRO_ARTIFACTS"] = cache
         fresh = scratch / scale
     regressions = compare_dirs(baseline, fresh, rel_tol=args.rel_tol)
-    if args.update:
-        update_baseline(baseline, fresh, regressions)
-    elif regressions:
+    if regressions and not args.update:
         for r in regressions:
             print(f"REGRESSION {r}", file=sys.stderr)
         if not args.fresh:
             print(f"the fresh results, models and figures are kept in {fresh.parent}", file=sys.stderr)
         raise SystemExit(1)
+    if args.update:
+        update_baseline(baseline, fresh, regressions)
+    else:
+        print(f"no regression: {len(list(baseline.glob('*.json')))} results files within tolerance of {baseline}")
     if not args.fresh:  # nothing left to look at: the scratch run (a few hundred MB of models) goes
         import shutil
 
         shutil.rmtree(fresh.parent, ignore_errors=True)
-    if args.update:
-        return
-    print(f"no regression: {len(list(baseline.glob('*.json')))} results files within tolerance of {baseline}")
 
 
 def update_baseline(baseline: Path, fresh: Path, moved: list) -> None:
