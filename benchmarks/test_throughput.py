@@ -4,7 +4,14 @@ Not part of the default test run: `tox -e bench` (or `pytest benchmarks --benchm
 Each family is measured for training (forward + backward + AdamW step) and scoring (forward
 without gradients); `benchmarks/report.py` turns the saved JSON into tokens/s and the ratio
 ours / reference, measured in the same run.
+
+Both models get the same batch, called the way their trainers call them: `model(**batch).loss`.
+The batch is each family's pre-training batch: every position labelled for GPT-2 and T5, BERT's
+15% of masked positions for BERT (the rest -100). Before timing, the two losses must agree, so a
+faster "ours" cannot come from computing something else.
 """
+
+import time
 
 import pytest
 import torch
@@ -13,6 +20,8 @@ import transformers as hf
 from repro.model import convert
 
 BATCH, SEQ, VOCAB = 8, 128, 8192
+MASKED = 0.15  # BERT §3.1: the share of positions with an MLM target
+ROUNDS, WARMUP = 20, 2
 
 
 def gpt2():
@@ -37,25 +46,21 @@ def t5():
 FAMILIES = {"gpt2": gpt2, "bert": bert, "t5": t5}
 
 
-def make_inputs(family):
+def make_inputs(family, impl):
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, VOCAB, (BATCH, SEQ), generator=g)
     labels = torch.randint(0, VOCAB, (BATCH, SEQ), generator=g)
     if family == "t5":
         return {"input_ids": ids, "decoder_input_ids": labels, "labels": labels}
-    # transformers' GPT-2 shifts labels internally, ours takes them pre-shifted: the same work.
+    if family == "bert":
+        labels[torch.rand(BATCH, SEQ, generator=g) >= MASKED] = -100
+    if family == "gpt2" and impl == "ours":
+        # transformers' GPT-2 shifts the labels inside; ours takes them shifted: the same targets.
+        labels = torch.cat([labels[:, 1:], torch.full((BATCH, 1), -100)], dim=1)
     return {"input_ids": ids, "labels": labels}
 
 
-@pytest.mark.parametrize("mode", ["train", "score"])
-@pytest.mark.parametrize("impl", ["reference", "ours"])
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_throughput(benchmark, family, impl, mode):
-    torch.manual_seed(0)
-    ref, ours = FAMILIES[family]()
-    model = ours if impl == "ours" else ref
-    inputs = make_inputs(family)
-    benchmark.extra_info.update({"family": family, "impl": impl, "mode": mode, "tokens": BATCH * SEQ * (2 if family == "t5" else 1)})
+def make_step(model, inputs, mode):
     if mode == "train":
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -66,12 +71,39 @@ def test_throughput(benchmark, family, impl, mode):
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-    else:
-        model.eval()
-        scoring = {k: v for k, v in inputs.items() if k != "labels"}
+        return step
+    model.eval()
+    scoring = {k: v for k, v in inputs.items() if k != "labels"}
 
-        def step():
-            with torch.no_grad():
-                model(**scoring)
+    def step():
+        with torch.no_grad():
+            model(**scoring)
 
-    benchmark.pedantic(step, rounds=8, warmup_rounds=2, iterations=1)
+    return step
+
+
+@pytest.mark.parametrize("mode", ["train", "score"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_throughput(benchmark, family, mode):
+    """One benchmark round is one step of each implementation, back to back, the first one
+    alternating: on a shared 2-core machine the speed drifts by 10-20% over a minute, and pairing
+    the two steps of a round cancels the drift that separate benchmarks would read as a ratio."""
+    torch.manual_seed(0)
+    ref, ours = FAMILIES[family]()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**make_inputs(family, "ours")).loss, ref(**make_inputs(family, "reference")).loss)
+    steps = {impl: make_step(model, make_inputs(family, impl), mode) for impl, model in (("ours", ours), ("reference", ref))}
+    seconds = {impl: [] for impl in steps}
+
+    def paired_round():
+        order = list(steps) if len(seconds["ours"]) % 2 == 0 else list(steps)[::-1]
+        for impl in order:
+            start = time.perf_counter()
+            steps[impl]()
+            seconds[impl].append(time.perf_counter() - start)
+
+    benchmark.pedantic(paired_round, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    benchmark.extra_info.update({
+        "family": family, "mode": mode, "tokens": BATCH * SEQ * (2 if family == "t5" else 1),
+        "seconds": {impl: times[WARMUP:] for impl, times in seconds.items()},
+    })

@@ -121,15 +121,26 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 def loss_terms(model: nn.Module, batch: dict, label_smoothing: float = 0.0,
-               aux_weight: float = 0.5) -> dict[str, torch.Tensor]:
+               aux_weight: float = 0.5, fused: bool | None = None) -> dict[str, torch.Tensor]:
     """Summed losses of one micro-batch, by term: 'tokens' (LM / MLM / seq2seq targets),
     'sequences' (classification, NSP), 'regression', and 'aux_tokens' (an auxiliary per-token
-    objective, weighted by `aux_weight`, when the batch carries `aux_labels`)."""
+    objective, weighted by `aux_weight`, when the batch carries `aux_labels`).
+
+    A model with `fused_token_loss` (our LM and MLM models) takes the per-token labels itself and
+    returns the summed loss without building the vocabulary logits (`repro.model.loss`); `fused`
+    says so for a wrapped model (DDP, FSDP, torch.compile), whose attribute is not visible."""
+    fused = getattr(model, "fused_token_loss", False) if fused is None else fused
     inputs = {k: v for k, v in batch.items() if k not in ("labels", "next_sentence_label", "aux_labels")}
-    out = model(**inputs)
-    terms: dict[str, torch.Tensor] = {}
     labels = batch.get("labels")
-    if labels is not None and labels.dim() >= 2:  # per-token targets
+    per_token = labels is not None and labels.dim() >= 2
+    if per_token and fused:
+        out = model(**inputs, labels=labels, label_smoothing=label_smoothing, loss_reduction="sum")
+    else:
+        out = model(**inputs)
+    terms: dict[str, torch.Tensor] = {}
+    if per_token and fused:
+        terms["tokens"] = out.loss
+    elif per_token:
         logits = out.logits.float()
         if "predict_positions" in batch:  # the model scored only these positions (MLM)
             labels = labels[batch["predict_positions"]]
@@ -392,7 +403,8 @@ class Trainer:
         for start in range(0, n, micro):
             mb = {k: v[start : start + micro].to(self.device) for k, v in local.items()}
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                terms = loss_terms(self.train_model, mb, cfg.label_smoothing, cfg.aux_weight)
+                terms = loss_terms(self.train_model, mb, cfg.label_smoothing, cfg.aux_weight,
+                                   fused=getattr(self.model, "fused_token_loss", False))
             # DDP averages gradients over processes: multiply back so the result is sum / count.
             loss = sum(terms[k] / counts[k] for k in terms) * self.world_size
             loss.backward()

@@ -19,9 +19,8 @@ from torch import nn
 
 from repro.config import ModelConfig
 from repro.model.layers import KVCache, MLP, make_norm
+from repro.model.loss import IGNORE_INDEX, linear_cross_entropy
 from repro.model.transformer import Transformer, init_weights
-
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -35,13 +34,26 @@ class ModelOutput:
     aux_logits: torch.Tensor | None = None  # an auxiliary per-token head (GPT-1 §3.2's LM loss while fine-tuning)
 
 
-def token_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def token_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0,
+               reduction: str = "mean") -> torch.Tensor:
     return F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]).float(),
         labels.reshape(-1),
         ignore_index=IGNORE_INDEX,
         label_smoothing=label_smoothing,
+        reduction=reduction,
     )
+
+
+def output_layer_loss(layer: nn.Module, h: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor | None = None,
+                      label_smoothing: float = 0.0, reduction: str = "mean") -> torch.Tensor:
+    """Token loss of an output projection: blockwise (`linear_cross_entropy`) for a plain
+    `nn.Linear`; through the layer's own forward when PEFT has replaced it (e.g. LoRA on the head)."""
+    if type(layer) is nn.Linear:
+        return linear_cross_entropy(h, layer.weight, labels, layer.bias if bias is None else bias,
+                                    label_smoothing=label_smoothing, reduction=reduction)
+    logits = layer(h) if bias is None else layer(h) + bias
+    return token_loss(logits, labels, label_smoothing, reduction)
 
 
 def last_token_index(attention_mask: torch.Tensor | None, input_ids: torch.Tensor) -> torch.Tensor:
@@ -63,13 +75,23 @@ class LMHead(nn.Module):
         if config.tie_embeddings:
             self.proj.weight = embedding.weight
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def _scale(self, h: torch.Tensor) -> torch.Tensor:
         if self.config.tied_output_scale:
             h = h * self.config.d_model**-0.5  # T5 v1.0: keeps tied logits at a sane scale
-        return self.proj(h)
+        return h
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.proj(self._scale(h))
+
+    def loss(self, h: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0,
+             reduction: str = "mean") -> torch.Tensor:
+        return output_layer_loss(self.proj, self._scale(h), labels, None, label_smoothing, reduction)
 
 
 class LanguageModel(nn.Module):
+    # The trainer passes labels in and reads back the summed loss (see repro.train.loss_terms).
+    fused_token_loss = True
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         if config.kind == "encoder":
@@ -94,10 +116,16 @@ class LanguageModel(nn.Module):
         cache: KVCache | None = None,
         position_ids: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
+        loss_reduction: str = "mean",
+        return_logits: bool | None = None,
     ) -> ModelOutput:
         """Decoder-only: `input_ids` is the sequence. Encoder-decoder: `input_ids` is the source,
         `decoder_input_ids` the shifted target; pass `memory` (the encoder output) to skip
-        re-encoding during incremental decoding."""
+        re-encoding during incremental decoding.
+
+        With `labels` the loss is computed blockwise (`linear_cross_entropy`) and the
+        (tokens, vocab) logits are not built unless `return_logits=True`; without labels the
+        logits are always returned."""
         if self.config.kind == "decoder":
             hidden = self.body.decode(input_ids, attention_mask, cache=cache, position_ids=position_ids)
         else:
@@ -113,8 +141,9 @@ class LanguageModel(nn.Module):
                 cache=cache,
                 position_ids=position_ids,
             )
-        logits = self.lm_head(hidden)
-        loss = token_loss(logits, labels, label_smoothing) if labels is not None else None
+        want_logits = labels is None if return_logits is None else return_logits
+        logits = self.lm_head(hidden) if want_logits else None
+        loss = self.lm_head.loss(hidden, labels, label_smoothing, loss_reduction) if labels is not None else None
         return ModelOutput(logits=logits, loss=loss, hidden=hidden, cache=cache)
 
 
@@ -131,8 +160,19 @@ class MLMHead(nn.Module):
             self.decoder.weight = embedding.weight
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
+    def transform(self, h: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.act(self.dense(h)))
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(self.act(self.dense(h)))) + self.bias
+        if type(self.decoder) is nn.Linear:  # the bias folded into the matmul (addmm)
+            return F.linear(self.transform(h), self.decoder.weight, self.bias)
+        return self.decoder(self.transform(h)) + self.bias
+
+    def loss(self, h: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0,
+             reduction: str = "mean") -> torch.Tensor:
+        keep = labels != IGNORE_INDEX  # only masked positions pass through the transform and the vocabulary
+        return output_layer_loss(self.decoder, self.transform(h[keep]), labels[keep], self.bias, label_smoothing,
+                                 reduction)
 
 
 class Pooler(nn.Module):
@@ -147,6 +187,8 @@ class Pooler(nn.Module):
 
 
 class MaskedLanguageModel(nn.Module):
+    fused_token_loss = True  # see LanguageModel
+
     def __init__(self, config: ModelConfig, nsp: bool = True):
         super().__init__()
         if config.kind != "encoder":
@@ -167,20 +209,25 @@ class MaskedLanguageModel(nn.Module):
         token_type_ids=None,
         next_sentence_label=None,
         predict_positions=None,
+        label_smoothing: float = 0.0,
+        loss_reduction: str = "mean",
+        return_logits: bool | None = None,
     ) -> ModelOutput:
-        """`predict_positions` (bool, like input_ids): score only those positions — BERT's
-        pre-training scores the ~15% selected tokens, and the vocabulary projection at every
-        position would cost more than the encoder of a small model. Logits are then (N, vocab)."""
+        """`predict_positions` (bool, like input_ids): the logits of only those positions, (N, vocab)
+        — BERT's pre-training scores the ~15% selected tokens, and the vocabulary projection at
+        every position would cost more than the encoder of a small model. With `labels` the loss
+        reads only the labelled positions anyway (blockwise, `linear_cross_entropy`), and logits
+        are built only with `return_logits=True`."""
         hidden = self.body.encode(input_ids, attention_mask, token_type_ids)
-        logits = self.mlm_head(hidden if predict_positions is None else hidden[predict_positions])
-        if predict_positions is not None and labels is not None:
-            labels = labels[predict_positions]
+        logits = None
+        if (labels is None) if return_logits is None else return_logits:
+            logits = self.mlm_head(hidden if predict_positions is None else hidden[predict_positions])
         seq_logits = self.nsp_head(self.pooler(hidden)) if self.nsp_head is not None else None
         loss = None
         if labels is not None:
-            loss = token_loss(logits, labels)
+            loss = self.mlm_head.loss(hidden, labels, label_smoothing, loss_reduction)
             if next_sentence_label is not None and seq_logits is not None:
-                loss = loss + F.cross_entropy(seq_logits.float(), next_sentence_label)
+                loss = loss + F.cross_entropy(seq_logits.float(), next_sentence_label, reduction=loss_reduction)
         return ModelOutput(logits=logits, loss=loss, hidden=hidden, seq_logits=seq_logits)
 
 
