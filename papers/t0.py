@@ -231,7 +231,7 @@ def adapt_dir(s: ScaleSettings, size: Size, corpus, seed: int) -> Path:
 def pretrain_job(s: ScaleSettings, size: Size, corpus, seed: int) -> float:
     """Span corruption (T5's own job, so the run is shared with the T5 module), then LM adaptation."""
     s5 = t5_settings(s, size)
-    seconds = t5_paper.pretrain_job(span_pretraining(s5), s5, corpus, seed)
+    seconds = t5_paper.pretrain_job(span_pretraining(s5), s5, corpus, seed)["seconds"]
     out = adapt_dir(s, size, corpus, seed)
 
     def adapt() -> dict:

@@ -41,7 +41,7 @@ import torch
 
 from harness.claims import Claim, all_of, greater, monotone
 from harness.lm import ReproLM
-from harness.metrics import MetricResult, bleu, rouge
+from harness.metrics import MetricResult, bleu, paired_bootstrap_diff, rouge
 from papers import Measured, Paper, register
 from repro.data import load
 from repro.data.objectives import (
@@ -394,8 +394,9 @@ def pretrain_dir(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) ->
     return artifact_dir(f"t5_pretrain_{p.label}_s{seed}", identity)
 
 
-def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> float:
-    """One pre-training run in a worker (`run_parallel`); leaves `model.pt` in the cache."""
+def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> dict:
+    """One pre-training run in a worker (`run_parallel`); leaves `model.pt` in the cache. Returns
+    its training seconds and, for an encoder-decoder, `source_reliance`'s per-row losses."""
     out = pretrain_dir(p, s, corpus, seed)
 
     def train() -> dict:
@@ -405,7 +406,39 @@ def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) ->
         atomic_save(model.state_dict(), out / "model.pt")
         return {"final_loss": history[-1].get("loss") if history else None}
 
-    return train_once(out, train)["seconds"]
+    result = {"seconds": train_once(out, train)["seconds"]}
+    if p.kind == "encoder-decoder":
+        model = LanguageModel(model_config(s, len(corpus.tokenizer), p.kind))
+        model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+        result["own_source"], result["other_source"] = source_reliance(model, p, corpus, s, seed)
+    return result
+
+
+SOURCE_RELIANCE_BATCHES = 4
+
+
+def source_reliance(model: LanguageModel, p: Pretraining, corpus: Corpus, s: ScaleSettings,
+                    seed: int) -> tuple[list[float], list[float]]:
+    """Does the decoder read its encoder? Each row's target loss (nats per target token) on
+    fresh batches of the run's own objective, once with the row's own source and once with the
+    next row's source (the batch rolled by one). A decoder that only models target-side
+    statistics loses nothing with the wrong source; the gap is what the encoder contributes."""
+    make_batch = pretraining_batches(p, corpus, s, seed + 7919)  # a seed no training run uses
+    own, other = [], []
+    model.eval()
+    with torch.no_grad():
+        for step in range(SOURCE_RELIANCE_BATCHES):
+            batch = make_batch(step)
+            labels = batch.pop("labels")
+            counts = (labels != IGNORE_INDEX).sum(1)
+            for losses, roll in ((own, 0), (other, 1)):
+                inputs = {**batch, "input_ids": batch["input_ids"].roll(roll, 0),
+                          "attention_mask": batch["attention_mask"].roll(roll, 0)}
+                logits = model(**inputs).logits.float()
+                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX,
+                                                        reduction="none").sum(1)
+                losses.extend((nll / counts).tolist())
+    return own, other
 
 
 def finetune_dir(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> Path:
@@ -591,7 +624,7 @@ class T5(Paper):
         seed = seeds[0]
         corpus = load_corpus(s)
         runs = pretrainings(s)
-        pre_seconds = run_parallel(pretrain_job, [(p, s, corpus, seed) for p in runs], desc="t5: pre-training")
+        pretrained = run_parallel(pretrain_job, [(p, s, corpus, seed) for p in runs], desc="t5: pre-training")
         labels = finetuned_labels(s)
         done = run_parallel(finetune_job, [(label, s, corpus, seed) for label in labels], desc="t5: fine-tuning")
         metrics: dict[str, MetricResult] = {}
@@ -601,10 +634,14 @@ class T5(Paper):
             if p.reported:
                 metrics[_avg(p.label)].extra["reported_id"] = p.reported
         metrics[_avg(NO_PRETRAINING)].extra["reported_id"] = "table1_no_pretraining_glue"
+        for p, result in zip(runs, pretrained):
+            if "own_source" in result:  # the loss the encoder saves: other row's source minus own
+                metrics[f"{p.label}/source_gap"] = paired_bootstrap_diff(
+                    result["other_source"], result["own_source"], name="source_gap")
         for kind in ("encoder-decoder", "decoder"):
             n = sum(t.numel() for t in LanguageModel(model_config(s, len(corpus.tokenizer), kind)).parameters())
             metrics[f"params/{kind}"] = MetricResult.exact("params", n)
-        seconds = {p.label: t for p, t in zip(runs, pre_seconds)}
+        seconds = {p.label: r["seconds"] for p, r in zip(runs, pretrained)}
         seconds.update({f"ft:{label}": r["seconds"] for label, r in zip(labels, done)})
         configs = {"scale": dataclasses.asdict(s), "pretrainings": [dataclasses.asdict(p) for p in runs],
                    "pretrain": dataclasses.asdict(pretrain_config(s, seed)),
@@ -672,6 +709,12 @@ class T5(Paper):
             f"T5-C5: the repeated variants draw windows from the first pre_tokens/repeats tokens ({', '.join(str(r) for r in s.repeats)} "
             "repeats) of the same corpus. T5-C6 (4x compute: bigger model vs longer training vs ensembles) is not "
             "run: it needs four times the baseline's budget per arm.",
+            "Does the decoder read its source? `<row>/source_gap` is each encoder-decoder's target loss on "
+            f"{SOURCE_RELIANCE_BATCHES} fresh batches of its own objective with another row's source minus the loss "
+            "with its own (nats per target token, paired over rows): "
+            + ", ".join(f"{k.split('/')[0]} {m.value:+.3f}" for k, m in metrics.items() if k.endswith("/source_gap"))
+            + ". Near zero, the decoder has learnt target-side statistics only and the encoder carries nothing "
+            "downstream: fine-tuning then starts from a language model of answers, not a reader of inputs.",
             "One seed; the CIs resample evaluation items, not training runs, so they understate run-to-run noise.",
             "Training seconds (cached runs keep their original time): "
             + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + ".",

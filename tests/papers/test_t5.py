@@ -15,6 +15,7 @@ from harness.runner import run_paper
 from papers.t5 import (
     NO_PRETRAINING,
     SCALES,
+    SOURCE_RELIANCE_BATCHES,
     Corpus,
     answer_loglikelihoods,
     answer_strings,
@@ -28,6 +29,7 @@ from papers.t5 import (
     pretrain_config,
     pretrainings,
     seq2seq_batch,
+    source_reliance,
     stsb_target,
     text_pair,
 )
@@ -144,6 +146,21 @@ def test_rank_classification_picks_the_answer_with_the_lowest_training_loss(tiny
                            for src in sources])
     assert answer_loglikelihoods(model, tiny_corpus, sources, answers) == pytest.approx(-losses, abs=1e-4)
     assert rank_classify(model, tiny_corpus, sources, answers) == [answers[i] for i in losses.argmin(1)]
+
+
+def test_source_reliance_reads_the_encoder_only_through_cross_attention(tiny_corpus):
+    s = SCALES["smoke"]
+    text = torch.randint(3, 100, (3000,), generator=torch.Generator().manual_seed(1))
+    corpus = Corpus(tiny_corpus.tokenizer, text, [], {}, {})
+    torch.manual_seed(0)
+    model = LanguageModel(model_config(s, len(corpus.tokenizer)))
+    own, other = source_reliance(model, Pretraining("span"), corpus, s, seed=0)
+    assert len(own) == len(other) == SOURCE_RELIANCE_BATCHES * s.pretrain_batch
+    assert max(abs(a - b) for a, b in zip(own, other)) > 1e-3  # even a random decoder reads its source
+    for layer in model.body.decoder.layers:  # cut the cross-attention: the source can no longer matter
+        torch.nn.init.zeros_(layer.cross_attn.out_proj.weight)
+    own, other = source_reliance(model, Pretraining("span"), corpus, s, seed=0)
+    assert own == pytest.approx(other, abs=1e-6)
 
 
 def test_answer_strings_cover_every_label():
