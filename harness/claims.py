@@ -54,6 +54,7 @@ __all__ = [
     "greater",
     "load_reported",
     "monotone",
+    "provided",
     "reference_path",
     "reported_papers",
     "sign_of_difference",
@@ -502,6 +503,36 @@ def all_of(*predicates: Predicate) -> Predicate:
     if not predicates:
         raise ValueError("all_of needs at least one predicate")
     return _AllOf(tuple(predicates))
+
+
+@dataclass
+class _Provided(Predicate):
+    condition: Predicate
+    claim: Predicate
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.condition.keys(), *self.claim.keys())))
+
+    def describe(self) -> str:
+        return (f"provided that ({self.condition.describe()}): ({self.claim.describe()}); inconclusive while the "
+                "condition does not hold")
+
+    def evaluate(self, measured: Mapping[str, Any]) -> Verdict:
+        condition = self.condition.evaluate(measured)
+        claim = self.claim.evaluate(measured)
+        evidence = {"rule": self.describe(), "condition": condition.to_dict(), "claim": claim.to_dict()}
+        if condition.status != REPRODUCED:
+            return Verdict(INCONCLUSIVE, evidence, f"the condition does not hold ({condition.explanation}); "
+                                                   f"the comparison alone: {claim.status} ({claim.explanation})")
+        return Verdict(claim.status, evidence, claim.explanation)
+
+
+def provided(condition: Predicate, claim: Predicate) -> Predicate:
+    """A claim that only means something under a condition: e.g. "B beats A" where B must first beat
+    the constant-answer baseline, or a preference claim where the judge must agree with humans. The
+    verdict is the claim's when the condition holds, inconclusive otherwise (never "not reproduced":
+    a failed condition says the test cannot be read, not that the paper is wrong)."""
+    return _Provided(condition, claim)
 
 
 # --------------------------------------------------------------------------------------------

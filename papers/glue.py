@@ -14,7 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harness.metrics import MetricResult, accuracy, f1_binary, matthews_corrcoef, mean_of_scores, pearson, spearman
+from harness.metrics import (
+    MetricResult,
+    accuracy,
+    f1_binary,
+    matthews_corrcoef,
+    mean_of_scores,
+    pearson,
+    resampled_score,
+    spearman,
+)
 
 
 @dataclass(frozen=True)
@@ -106,3 +115,35 @@ def average_score(scored: list[tuple[GlueTask, np.ndarray, np.ndarray, MetricRes
              for t, p, g, m in scored]
     return mean_of_scores(parts, n_resamples=n_resamples, tasks=[t.name for t, *_ in scored],
                           scores={t.name: t.score for t, *_ in scored}, scale="fraction", undefined_as=0.0)
+
+
+def score_gap(parts: list[tuple[GlueTask, np.ndarray, np.ndarray]], reference: list[tuple[GlueTask, np.ndarray, np.ndarray]],
+              n_resamples: int = 1000) -> MetricResult:
+    """Mean task score of a method minus a reference's (full fine-tuning, the majority class), on
+    the same dev items, with a paired percentile-bootstrap CI: each task's items are resampled,
+    the same draws for both (`resampled_score` with the task's index as seed, as `average_score`
+    draws them). An undefined score (constant STS-B predictions) counts as 0, as in the GLUE average."""
+    def scores(task: GlueTask, preds, golds, i: int) -> tuple[float, np.ndarray]:
+        p, g = (np.asarray(preds), np.asarray(golds)) if task.similarity else \
+            (np.asarray(preds).astype(int), np.asarray(golds).astype(int))
+        value = task_metrics(task, p, g)[task.score].value
+        draws = resampled_score(task.score, p, g, n_resamples=n_resamples, seed=i)
+        return float(np.nan_to_num(value)), np.nan_to_num(draws, nan=0.0)
+
+    a = [scores(t, p, g, i) for i, (t, p, g) in enumerate(parts)]
+    b = [scores(t, p, g, i) for i, (t, p, g) in enumerate(reference)]
+    value = float(np.mean([x[0] for x in a]) - np.mean([x[0] for x in b]))
+    diff = np.mean([x[1] for x in a], axis=0) - np.mean([x[1] for x in b], axis=0)
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    return MetricResult("score_gap", value, sum(len(p) for _, p, _ in parts), float(lo), float(hi), {
+        "tasks": [t.name for t, _, _ in parts], "scale": "fraction", "n_resamples": n_resamples,
+        "ci_method": "paired percentile bootstrap: each task's dev items resampled, the same draws for both methods"})
+
+
+def majority(task: GlueTask, train_labels: list[float]) -> float:
+    """The constant prediction a model that learned nothing from the inputs would make: the most
+    frequent training label (STS-B: the mean score, whose correlation is undefined and counts 0)."""
+    if task.similarity:
+        return float(np.mean(train_labels))
+    values, counts = np.unique(np.asarray(train_labels).astype(int), return_counts=True)
+    return float(values[np.argmax(counts)])

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from harness.claims import Claim, all_of, greater, monotone
+from harness.claims import Claim, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, accuracy, mean_with_ci
 from harness.scenarios import get_scenario, run_scenario
@@ -535,7 +535,7 @@ def win_rate(a: list[float], b: list[float], name: str) -> MetricResult:
 # A preference claim measured by the gold judge says something about human preference only if the
 # judge itself agrees with held-out human comparisons better than a coin: without this part, a
 # judge at chance would still "prefer" PPO's outputs (for their length, say) and the claim would
-# read as reproduced.
+# read as reproduced. Without a valid judge the claim is inconclusive (`provided`).
 JUDGE_IS_VALID = greater("rm_gold/heldout_acc", "chance/pairwise")
 
 
@@ -554,12 +554,12 @@ class InstructGPT(Paper):
             Claim("I-C1", "PPO raises the (gold) preference score above SFT, which is above the base model; "
                           "valid only where the gold judge agrees with held-out human comparisons above chance",
                   "Fig. 1", self.name,
-                  all_of(JUDGE_IS_VALID, greater("ppo/gold_score", "sft/gold_score"),
-                         greater("sft/gold_score", "base/gold_score"))),
+                  provided(JUDGE_IS_VALID, all_of(greater("ppo/gold_score", "sft/gold_score"),
+                                                  greater("sft/gold_score", "base/gold_score")))),
             Claim("I-C2", "A small RLHF'd policy beats a larger base model on preference (the gold judge must beat "
                           "chance on held-out human comparisons)",
                   "Fig. 1 (1.3B PPO-ptx > 175B GPT-3)", self.name,
-                  all_of(JUDGE_IS_VALID, greater("ppo/gold_score", "big_base/gold_score"))),
+                  provided(JUDGE_IS_VALID, greater("ppo/gold_score", "big_base/gold_score"))),
             Claim("I-C3", "PPO alone regresses a public benchmark (WikiText-2 NLL vs SFT); the pre-training mix "
                   "reduces the regression", "Fig. 28-29 / §4.2", self.name,
                   all_of(greater("ppo/wikitext2/nll", "sft/wikitext2/nll"),

@@ -96,6 +96,21 @@ def test_all_of_three_ways():
     assert len(p.evaluate(one_refuted).evidence["parts"]) == 2
 
 
+def test_provided_reads_the_claim_only_when_its_condition_holds():
+    # T5-C1: pre-training beats scratch, read only once the pre-trained model beats the majority class
+    p = C.provided(C.greater("gain", "zero"), C.greater("pre", "scratch"))
+    learned = {"gain": m(0.1, 0.02), "zero": m(0.0, 0.0), "pre": m(0.6, 0.02), "scratch": m(0.5, 0.02)}
+    assert statuses(p, [learned, {**learned, "pre": m(0.4, 0.02)}, {**learned, "pre": m(0.51, 0.02)}]) == [REP, NOT, INC]
+    # a failed or unclear condition makes the claim unreadable, never refuted, whatever the comparison says
+    for gain in (m(-0.1, 0.02), m(0.01, 0.02)):
+        for pre in (m(0.6, 0.02), m(0.4, 0.02)):
+            v = p.evaluate({**learned, "gain": gain, "pre": pre})
+            assert v.status == INC and "condition does not hold" in v.explanation
+            assert v.evidence["claim"]["status"] in (REP, NOT)  # the comparison is still on record
+    assert set(p.keys()) == {"gain", "zero", "pre", "scratch"}
+    assert p.evaluate({}).status == INC
+
+
 # --------------------------------------------------------------------------------------------
 # Honesty: missing data, no CI, paired items
 
@@ -103,6 +118,7 @@ def test_all_of_three_ways():
 @pytest.mark.parametrize("predicate", [
     C.greater("a", "b"), C.sign_of_difference("a", "b", 1), C.approximately_equal("a", "b", 1.0),
     C.within_ratio("a", "b", 1.0, 0.1), C.monotone(["a", "b"]), C.all_of(C.greater("a", "b")),
+    C.provided(C.greater("a", "b"), C.greater("a", "b")),
 ])
 def test_missing_metric_is_inconclusive(predicate):
     v = predicate.evaluate({"a": m(3)})

@@ -180,3 +180,19 @@ def test_finetuning_batches_serve_every_example_once_and_group_lengths(tiny_corp
     padded = sum(batches(step)["input_ids"].numel() for step in range(n_steps))
     unsorted = sum(max(len(src) + 1 for src, _ in tiny_corpus.finetune[i * b : (i + 1) * b]) * b for i in range(n_steps))
     assert padded < unsorted
+
+
+def test_glue_claims_wait_for_a_model_that_beats_the_majority_class():
+    """At the cpu scale every model answers one label per task: comparing two such models measures
+    which constant each picked, so a claim is read only once its preferred model beats that."""
+    from harness.claims import INCONCLUSIVE, REPRODUCED
+    from harness.metrics import MetricResult
+
+    def interval(value, half=0.01):
+        return MetricResult("x", value, 400, value - half, value + half)
+
+    claim = next(c for c in papers.get_paper("t5").claims() if c.id == "T5-C1")
+    metrics = {"span/glue/avg": interval(0.45), "no_pretraining/glue/avg": interval(0.37),
+               "majority/glue/over_majority": MetricResult.exact("score_gap", 0.0)}
+    assert claim.check({**metrics, "span/glue/over_majority": interval(0.08)}).status == REPRODUCED
+    assert claim.check({**metrics, "span/glue/over_majority": interval(0.005)}).status == INCONCLUSIVE
