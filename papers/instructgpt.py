@@ -533,9 +533,9 @@ def win_rate(a: list[float], b: list[float], name: str) -> MetricResult:
 
 
 # A preference claim measured by the gold judge says something about human preference only if the
-# judge itself agrees with held-out human comparisons better than a coin: without this part, a
+# judge itself agrees with held-out human comparisons better than a coin: without this condition, a
 # judge at chance would still "prefer" PPO's outputs (for their length, say) and the claim would
-# read as reproduced. Without a valid judge the claim is inconclusive (`provided`).
+# read as reproduced. Until the judge is valid the claim is inconclusive (`provided`).
 JUDGE_IS_VALID = greater("rm_gold/heldout_acc", "chance/pairwise")
 
 
