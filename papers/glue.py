@@ -140,6 +140,11 @@ def score_gap(parts: list[tuple[GlueTask, np.ndarray, np.ndarray]], reference: l
         "ci_method": "paired percentile bootstrap: each task's dev items resampled, the same draws for both methods"})
 
 
+def zero_gap(reference: str) -> MetricResult:
+    """`score_gap` of a reference against itself: exactly 0, the other side of a "beats it" claim."""
+    return MetricResult.exact("score_gap", 0.0, note=f"{reference} against itself")
+
+
 def majority(task: GlueTask, train_labels: list[float]) -> float:
     """The constant prediction a model that learned nothing from the inputs would make: the most
     frequent training label (STS-B: the mean score, whose correlation is undefined and counts 0)."""

@@ -70,7 +70,7 @@ from papers import bert as bert_paper
 from papers import gpt2 as gpt2_paper
 from papers import t0 as t0_paper
 from papers import t5 as t5_paper
-from papers.glue import TASKS, GlueTask, average_score, load_rows, majority, score_gap, task_metrics
+from papers.glue import TASKS, GlueTask, average_score, load_rows, majority, score_gap, task_metrics, zero_gap
 from repro.config import ModelConfig
 from repro.data.objectives import IGNORE_INDEX
 from repro.model import LanguageModel, ModelOutput
@@ -748,7 +748,7 @@ def cost_profile(base: Base, recipe: Recipe, s: ScaleSettings, length: int, seed
 
 
 def no_gap() -> MetricResult:
-    return MetricResult.exact("score_gap", 0.0, note="full fine-tuning against itself")
+    return zero_gap("full fine-tuning")
 
 
 # ----------------------------------------------------------------------------------------------
