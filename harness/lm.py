@@ -153,12 +153,18 @@ class LM(abc.ABC):
     tokenizer: Any
     is_encoder_decoder: bool
 
-    def __init__(self, tokenizer, *, batch_size: int = 16, device: str | torch.device = "cpu"):
+    def __init__(self, tokenizer, *, batch_size: int = 16, device: str | torch.device = "cpu",
+                 precision: str = "fp32"):
+        from repro.precision import resolve_precision
+
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.tokenizer = tokenizer
         self.batch_size = int(batch_size)
         self.device = torch.device(device)
+        # "bf16": the forward pass under bf16 autocast (the logits themselves come out in fp32 for
+        # repro models, see repro.model.heads.LMHead); "auto": bf16 where the device has it natively.
+        self.precision = resolve_precision(precision, self.device)
         self.stats = EfficiencyStats()
         self._in_call = False
         if self.eot_token_id is None:
@@ -189,6 +195,9 @@ class LM(abc.ABC):
     def pad_token_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return pad if pad is not None else self.eot_token_id
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     # -- backend hooks --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -256,7 +265,8 @@ class LM(abc.ABC):
         # left-truncated to max_length as lm-eval does.
         rows = [(ctx + cont)[-(self.max_length + 1) :][:-1] for ctx, cont in pairs]
         ids, mask = _pad(rows, self.pad_token_id, "right", self.device)
-        logits = self._causal_logits(ids, mask)
+        with self._autocast():
+            logits = self._causal_logits(ids, mask)
         self._count(mask)
         return [self._continuation_score(logits[i, len(row) - len(cont) : len(row)], cont)
                 for i, (row, (_, cont)) in enumerate(zip(rows, pairs))]
@@ -267,7 +277,8 @@ class LM(abc.ABC):
         dec = [[self.decoder_start_id] + cont[:-1] for _, cont in pairs]
         src_ids, src_mask = _pad(src, self.pad_token_id, "right", self.device)
         dec_ids, dec_mask = _pad(dec, self.pad_token_id, "right", self.device)
-        logits = self._seq2seq_logits(src_ids, src_mask, dec_ids, dec_mask)
+        with self._autocast():
+            logits = self._seq2seq_logits(src_ids, src_mask, dec_ids, dec_mask)
         self._count(src_mask)
         self._count(dec_mask)
         return [self._continuation_score(logits[i, : len(cont)], cont) for i, (_, cont) in enumerate(pairs)]
@@ -370,7 +381,8 @@ class LM(abc.ABC):
             return [""] * len(prompts)
         side = "right" if self.is_encoder_decoder else "left"
         ids, mask = _pad(prompts, self.pad_token_id, side, self.device)
-        generated = self._generate_ids(ids, mask, n, opts).tolist()
+        with self._autocast():
+            generated = self._generate_ids(ids, mask, n, opts).tolist()
         self._count(mask)
         texts = []
         for row in generated:
@@ -393,7 +405,8 @@ class ReproLM(LM):
     `ReproLM((model, tokenizer))`. A run directory is what `repro train` writes
     (checkpoint.pt + tokenizer/)."""
 
-    def __init__(self, source, tokenizer=None, *, batch_size: int = 16, device: str = "cpu", name: str | None = None):
+    def __init__(self, source, tokenizer=None, *, batch_size: int = 16, device: str = "cpu", name: str | None = None,
+                 precision: str = "auto"):
         from repro.model import LanguageModel
 
         if isinstance(source, (tuple, list)):
@@ -413,7 +426,7 @@ class ReproLM(LM):
         self.model = model.to(device).eval()
         self.name = name or default_name
         self.is_encoder_decoder = model.config.kind == "encoder-decoder"
-        super().__init__(tokenizer, batch_size=batch_size, device=device)
+        super().__init__(tokenizer, batch_size=batch_size, device=device, precision=precision)
 
     @staticmethod
     def _load_run(run_dir: Path, tokenizer, device: str):
@@ -468,7 +481,7 @@ class HFLM(LM):
     from a local directory or a model object: a user's own weights through the same harness."""
 
     def __init__(self, path_or_model, tokenizer=None, *, batch_size: int = 16, device: str = "cpu",
-                 name: str | None = None):
+                 name: str | None = None, precision: str = "fp32"):
         import transformers
 
         if isinstance(path_or_model, (str, os.PathLike)):
@@ -492,7 +505,8 @@ class HFLM(LM):
         self.model = model.to(device).eval()
         self.name = name or str(default_name)
         self.is_encoder_decoder = bool(model.config.is_encoder_decoder)
-        super().__init__(tokenizer, batch_size=batch_size, device=device)
+        # fp32 by default: what lm-eval's own `hf` model computes, so the two agree item by item.
+        super().__init__(tokenizer, batch_size=batch_size, device=device, precision=precision)
 
     @property
     def max_length(self) -> int:

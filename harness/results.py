@@ -92,7 +92,7 @@ def _cpu_name() -> str:
 
 
 def environment_info() -> dict[str, Any]:
-    """Python, torch, platform, device, intra-op threads and CPU, as the run saw them."""
+    """Python, torch, platform, device, intra-op threads, CPU and default precision, as the run saw them."""
     info: dict[str, Any] = {"python": platform.python_version(), "torch": None, "platform": platform.platform(),
                             "device": "cpu", "threads": None,
                             "cpu": f"{_cpu_name()} ({os.cpu_count() or '?'} logical cores)"}
@@ -100,11 +100,15 @@ def environment_info() -> dict[str, Any]:
         import torch
     except ImportError:
         return info
+    from repro.precision import resolve_precision
+
     info["torch"] = torch.__version__
     info["threads"] = torch.get_num_threads()
     if torch.cuda.is_available():
         info["device"] = f"cuda: {torch.cuda.get_device_name(0)}"
         info["cuda"] = torch.version.cuda
+    # What "auto" meant for this run's training and scoring (bf16 autocast or fp32).
+    info["precision"] = resolve_precision("auto", "cuda" if torch.cuda.is_available() else "cpu")
     return info
 
 

@@ -25,6 +25,7 @@ fixed in 10 duplicated copies of the data; the same distribution, without storin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from papers.glue import TASKS, EpochPlan, GlueTask, average_score, load_rows, ta
 from repro.config import ModelConfig
 from repro.data.objectives import IGNORE_INDEX, mask_tokens_mlm, nsp_pairs
 from repro.model import LanguageModel, MaskedLanguageModel, SequenceClassifier, scaled
-from repro.pipeline import artifact_dir, run_parallel, train_once
+from repro.pipeline import artifact_dir, fingerprint, run_parallel, train_once
 from repro.train import Trainer, TrainConfig, snapshots
 
 PAIR_TASKS = ("mrpc", "rte", "stsb")  # B-C2: NSP is claimed to help the sentence-pair tasks
@@ -191,6 +192,11 @@ class Corpus:
     validation: list[list[list[int]]]
     n_train_tokens: int
 
+    @functools.cached_property
+    def data_fingerprint(self) -> str:
+        """The pre-training ids' fingerprint, for the cache key (computed once: every run asks)."""
+        return fingerprint(self.train)
+
     @property
     def specials(self) -> dict[str, int]:
         t = self.tokenizer
@@ -297,7 +303,7 @@ def pretrain_dir(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) ->
     identity = {"pretraining": dataclasses.asdict(p), "scale": dataclasses.asdict(s),
                 "train": dataclasses.asdict(pretrain_config(p, s, seed)), "vocab": len(corpus.tokenizer),
                 "tokens": corpus.n_train_tokens}
-    return artifact_dir(f"bert_{p.label}_s{seed}", identity)
+    return artifact_dir(f"bert_{p.label}_s{seed}", identity, code=[__name__], data=corpus.data_fingerprint)
 
 
 def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> float:

@@ -28,7 +28,6 @@ Runs (one instruction-tuning run each, shared between claims):
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 from dataclasses import dataclass
@@ -46,8 +45,8 @@ from papers import gpt2 as gpt2_paper
 from repro.data.instructions import FORMATS, flan_mixture, flan_pair, flan_tasks, scored_templates
 from repro.data.objectives import IGNORE_INDEX
 from repro.data.tasks import get_task
-from repro.pipeline import RunConfig, artifact_dir, run_parallel, train_run, train_runs
-from repro.train import Trainer, TrainConfig, atomic_write_text
+from repro.pipeline import RunConfig, artifact_dir, run_parallel, train_once, train_run, train_runs
+from repro.train import Trainer, TrainConfig
 
 Size = gpt2_paper.Size
 
@@ -214,14 +213,15 @@ def evaluate(model, tok, run: TuningRun, s: ScaleSettings) -> dict:
 def run_dir(run: TuningRun, s: ScaleSettings, seed: int) -> Path:
     identity = {"run": dataclasses.asdict(run), "scale": dataclasses.asdict(s), "base": base_run(s, run.size, seed).to_dict(),
                 "train": dataclasses.asdict(tuning_config(s, seed)), "eval_version": 1}
-    return artifact_dir(f"flan_{run.label}_s{seed}", identity)
+    # no data fingerprint: the tuning pairs are drawn inside the job from the registry's tasks
+    return artifact_dir(f"flan_{run.label}_s{seed}", identity, code=[__name__])
 
 
 def tuning_job(run: TuningRun, s: ScaleSettings, seed: int) -> dict:
     """Tune one model (a `run_parallel` job) and score it; the scores are cached beside the model."""
     out = run_dir(run, s, seed)
-    done = out / "scores.json"
-    if not done.exists():
+
+    def tune() -> dict:
         base = train_run(base_run(s, run.size, seed))  # cached: trained by `train_runs` beforehand
         model, tok = base.model, base.tokenizer
         seconds = 0.0
@@ -235,10 +235,10 @@ def tuning_job(run: TuningRun, s: ScaleSettings, seed: int) -> dict:
             Trainer(model, tuning_config(s, seed), batches(pairs, tok, model.config.max_seq_len, s.batch_size), out).fit()
             seconds = time.perf_counter() - t0
         model.eval()
-        out.mkdir(parents=True, exist_ok=True)  # a base run writes nothing else here
         params = sum(p.numel() for p in model.parameters())
-        atomic_write_text(done, json.dumps({"seconds": seconds, "params": params, "scores": evaluate(model, tok, run, s)}))
-    return json.loads(done.read_text())
+        return {"seconds": seconds, "params": params, "scores": evaluate(model, tok, run, s)}
+
+    return train_once(out, tune)  # a base run writes nothing but this record into `out`
 
 
 # ----------------------------------------------------------------------------------------------

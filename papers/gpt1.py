@@ -173,9 +173,10 @@ def pretrain_lstm(run: RunConfig, tokenizer, s: ScaleSettings) -> tuple[Recurren
     config = RecurrentConfig(kind="decoder", vocab_size=len(tokenizer), cell="lstm", n_layer=1,
                              d_model=s.d_model, d_hidden=s.lstm_hidden, dropout=0.0)
     train = dataclasses.replace(run.train, snapshot_every=0)
-    out_dir = artifact_dir("gpt1_lstm", {"model": dataclasses.asdict(config), "data": dataclasses.asdict(run.data),
-                                         "train": {k: v for k, v in dataclasses.asdict(train).items()
-                                                   if k not in ("progress", "device")}})
+    identity = {"model": dataclasses.asdict(config), "data": dataclasses.asdict(run.data),
+                "train": {k: v for k, v in dataclasses.asdict(train).items() if k not in ("progress", "device")}}
+    # no data fingerprint: the text is tokenised only when training runs; the data config names it
+    out_dir = artifact_dir("gpt1_lstm", identity, code=[__name__])
     torch.manual_seed(train.seed)
     model = RecurrentLM(config)
     corpus: dict[str, torch.Tensor] = {}

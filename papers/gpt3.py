@@ -348,9 +348,9 @@ def train_config(s: ScaleSettings, size: Size, seed: int) -> TrainConfig:
 
 def run_dir(size: Size, s: ScaleSettings, corpus: Corpus, seed: int) -> Path:
     identity = {"size": dataclasses.asdict(size), "scale": dataclasses.asdict(s),
-                "train": dataclasses.asdict(train_config(s, size, seed)), "corpus": corpus.digest(),
+                "train": dataclasses.asdict(train_config(s, size, seed)),
                 "model": model_config(s, size, len(corpus.tokenizer)).to_dict()}
-    return artifact_dir(f"gpt3_{size.label}_s{seed}", identity)
+    return artifact_dir(f"gpt3_{size.label}_s{seed}", identity, code=[__name__], data=corpus.digest())
 
 
 def size_job(size: Size, s: ScaleSettings, corpus: Corpus, seed: int) -> dict:

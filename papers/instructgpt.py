@@ -232,7 +232,9 @@ def stage_dir(stage: str, s: ScaleSettings, seed: int, *needs: str, **extra) -> 
     fields = {f: getattr(s, f) for st in ("sft", *needs, stage) for f in STAGE_FIELDS.get(st, ())}
     identity = {"stage": stage, "seed": seed, "base": run_key(policy), "split": [SPLIT_SALT, SPLIT], **fields, **extra}
     label = "_".join([f"igpt_{stage}", *(f"{k}{v}" for k, v in extra.items())])
-    out = artifact_dir(f"{label}_s{seed}", identity)
+    # no data fingerprint: the demonstrations and comparisons are read inside the jobs; the split
+    # salt fixes which prompts each stage sees
+    out = artifact_dir(f"{label}_s{seed}", identity, code=[__name__])
     out.mkdir(parents=True, exist_ok=True)
     return out
 

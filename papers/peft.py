@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -87,11 +85,10 @@ from repro.peft_methods import (
     merge_for_inference,
     virtual_tokens,
 )
-from repro.pipeline import artifact_dir, run_dir, run_parallel, train_run
+from repro.pipeline import artifact_dir, fingerprint, run_dir, run_parallel, train_once, train_run
 from repro.train import (
     TrainConfig,
     Trainer,
-    atomic_write_text,
     build_optimizer,
     resolve_device,
 )
@@ -504,30 +501,6 @@ def method_config(recipe: Recipe, class_ids: list[list[int]] | None, prompt_leng
 # Jobs (run in worker processes; results cached beside the artifacts)
 
 
-def _code_version() -> str:
-    """Fine-tuning results depend on this module and the methods, which the engine hash omits."""
-    import repro.peft_methods
-
-    digest = hashlib.sha256()
-    for path in (Path(__file__), Path(repro.peft_methods.__file__), Path(bert_paper.__file__)):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _data_hash(data: bert_paper.TaskData) -> str:
-    blob = json.dumps([data.train, data.train_labels, data.val, data.val_labels])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _cached(name: str, identity: dict, compute) -> dict:
-    out = artifact_dir(name, {**identity, "code": _code_version()})
-    done = out / "result.json"
-    if not done.exists():
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(done, json.dumps(compute()))
-    return json.loads(done.read_text())
-
-
 @dataclass(frozen=True)
 class Job:
     """One fine-tuning: which arm, base, method and task, and its budget."""
@@ -560,8 +533,10 @@ def classify_job(job: Job, base: Base, recipe: Recipe, data: bert_paper.TaskData
         return {"preds": preds.tolist(), "seconds": seconds, "peft": dataclasses.asdict(info)}
 
     identity = {"job": dataclasses.asdict(job), "base": base.key, "recipe": _recipe_identity(recipe),
-                "data": _data_hash(data), "warmup": warmup_fraction, "class_ids": class_ids, "labels": label_tokens}
-    return _cached(f"peft_{job.arm}_{job.base}_{job.method}_{job.task}_s{job.seed}", identity, compute)
+                "warmup": warmup_fraction, "class_ids": class_ids, "labels": label_tokens}
+    out = artifact_dir(f"peft_{job.arm}_{job.base}_{job.method}_{job.task}_s{job.seed}", identity, code=[__name__],
+                       data=fingerprint([data.train, data.train_labels, data.val, data.val_labels]))
+    return train_once(out, compute)
 
 
 def _recipe_identity(recipe: Recipe) -> dict:
@@ -654,7 +629,9 @@ def xsum_job(job: Job, base: Base, recipe: Recipe, s: ScaleSettings) -> dict:
 
     identity = {"job": dataclasses.asdict(job), "base": base.key, "recipe": _recipe_identity(recipe),
                 "xsum": [s.xsum_eval, s.xsum_doc_words, s.xsum_gen_tokens, s.warmup_fraction]}
-    return _cached(f"peft_xsum_{job.base}_{job.method}_s{job.seed}", identity, compute)
+    # no data fingerprint: the XSum records are read inside the job; the settings above choose them
+    out = artifact_dir(f"peft_xsum_{job.base}_{job.method}_s{job.seed}", identity, code=[__name__])
+    return train_once(out, compute)
 
 
 # ----------------------------------------------------------------------------------------------

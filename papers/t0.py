@@ -31,7 +31,6 @@ Runs (one multitask run each; the main one is shared between claims):
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from repro.data.instructions import P3_TASK_TYPE, p3_split, p3_stems, scored_tem
 from repro.data.tasks import Mixture, get_task
 from repro.model import LanguageModel
 from repro.pipeline import artifact_dir, run_parallel, train_once
-from repro.train import Trainer, TrainConfig, atomic_save, atomic_write_text
+from repro.train import Trainer, TrainConfig, atomic_save
 
 # T0 §3: the task types kept out of training to test generalisation to unseen tasks
 HELD_OUT_TYPES = ("nli", "coreference", "sentence_completion", "word_sense")
@@ -225,7 +224,9 @@ def adapt_dir(s: ScaleSettings, size: Size, corpus, seed: int) -> Path:
     s5 = t5_settings(s, size)
     identity = {"span": t5_paper.pretrain_dir(span_pretraining(s5), s5, corpus, seed).name,
                 "adapt": dataclasses.asdict(LM_ADAPTATION), "train": dataclasses.asdict(adapt_config(s, s5, seed))}
-    return artifact_dir(f"t0_lm_adapt_{size.label}_s{seed}", identity)
+    # LM adaptation continues on the T5 corpus's pre-training tokens
+    return artifact_dir(f"t0_lm_adapt_{size.label}_s{seed}", identity, code=[__name__],
+                        data=corpus.pretrain_fingerprint)
 
 
 def pretrain_job(s: ScaleSettings, size: Size, corpus, seed: int) -> float:
@@ -252,15 +253,16 @@ def run_dir(run: MultitaskRun, s: ScaleSettings, corpus, seed: int) -> Path:
     identity = {"run": dataclasses.asdict(run), "base": adapt_dir(s, run.size, corpus, seed).name,
                 "scale": dataclasses.asdict(s), "train": dataclasses.asdict(multitask_config(s, seed)),
                 "eval": {"held_out": sorted(HELD_OUT), "version": 1}}
-    return artifact_dir(f"t0_{run.label}_s{seed}", identity)
+    # no data fingerprint: the P3 pairs are drawn inside the job; the base's name carries the tokens
+    return artifact_dir(f"t0_{run.label}_s{seed}", identity, code=[__name__])
 
 
 def multitask_job(run: MultitaskRun, s: ScaleSettings, corpus, seed: int) -> dict:
     """Train one model on its P3 mixture (a `run_parallel` job) and score it on the held-out
     datasets; the scores are cached beside the model."""
     out = run_dir(run, s, corpus, seed)
-    done = out / "scores.json"
-    if not done.exists():
+
+    def train() -> dict:
         s5 = t5_settings(s, run.size)
         torch.manual_seed(seed)
         model = LanguageModel(t5_paper.model_config(s5, len(corpus.tokenizer), dropout=0.1 if run.trained else 0.0))
@@ -275,11 +277,10 @@ def multitask_job(run: MultitaskRun, s: ScaleSettings, corpus, seed: int) -> dic
             Trainer(model, multitask_config(s, seed), batches, out).fit()
             seconds = time.perf_counter() - t
         model.eval()
-        out.mkdir(parents=True, exist_ok=True)
         params = sum(p.numel() for p in model.parameters())
-        atomic_write_text(done, json.dumps({"seconds": seconds, "params": params, "p3_files": n_stems,
-                                            "scores": evaluate(model, corpus, s)}))
-    return json.loads(done.read_text())
+        return {"seconds": seconds, "params": params, "p3_files": n_stems, "scores": evaluate(model, corpus, s)}
+
+    return train_once(out, train)
 
 
 def held_out_prompts(s: ScaleSettings, task: str) -> list[str]:

@@ -30,7 +30,7 @@ store; fine-tuning jobs also cache their decoded predictions, so a repeated run 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -55,9 +55,9 @@ from repro.data.objectives import (
 from repro.data.tasks import Mixture, Task, get_task
 from repro.generate import GenerationConfig, generate
 from repro.model import LanguageModel, scaled
-from repro.pipeline import artifact_dir, run_parallel, train_once
+from repro.pipeline import artifact_dir, fingerprint, run_parallel, train_once
 from repro.tokenizers import sentinel_ids, train_tokenizer
-from repro.train import Trainer, TrainConfig, atomic_save, atomic_write_text
+from repro.train import Trainer, TrainConfig, atomic_save
 
 from papers.glue import TASKS as GLUE_TASKS
 from papers.glue import average_score, majority, score_gap, task_metrics, zero_gap
@@ -236,6 +236,16 @@ class Corpus:
     eval_items: dict[str, list[dict]]  # per task: {"target": text, "label"/"score": gold}
     mixture_rates: dict[str, float] = field(default_factory=dict)
 
+    # fingerprints of the data, for the cache keys (computed once: every run asks)
+    @functools.cached_property
+    def pretrain_fingerprint(self) -> str:
+        return fingerprint(self.pretrain_ids)
+
+    @functools.cached_property
+    def finetune_fingerprint(self) -> str:
+        """The fine-tuning mixture and the evaluated sources: both shape the cached predictions."""
+        return fingerprint([self.finetune, self.eval_sources])
+
     @property
     def sentinels(self) -> list[int]:
         return sentinel_ids(self.tokenizer)
@@ -392,7 +402,7 @@ def pretrain_dir(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) ->
     identity = {"pretraining": dataclasses.asdict(p), "scale": dataclasses.asdict(s),
                 "train": dataclasses.asdict(pretrain_config(s, seed)), "vocab": len(corpus.tokenizer),
                 "tokens": len(corpus.pretrain_ids), "tokenizer": Path(corpus.tokenizer.name_or_path).name}
-    return artifact_dir(f"t5_pretrain_{p.label}_s{seed}", identity)
+    return artifact_dir(f"t5_pretrain_{p.label}_s{seed}", identity, code=[__name__], data=corpus.pretrain_fingerprint)
 
 
 def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) -> dict:
@@ -450,15 +460,15 @@ def finetune_dir(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> Pat
                 # the tokenizer (its cache key hashes its corpus) and how answers are scored: both
                 # change the cached predictions, the randomly initialised model's included
                 "tokenizer": Path(corpus.tokenizer.name_or_path).name, "scoring": SCORING}
-    return artifact_dir(f"t5_finetune_{label}_s{seed}", identity)
+    return artifact_dir(f"t5_finetune_{label}_s{seed}", identity, code=[__name__], data=corpus.finetune_fingerprint)
 
 
 def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dict:
     """Fine-tune one model on the mixture and decode every evaluation item (a `run_parallel` job);
     the model and its predictions are cached, the predictions returned."""
     out = finetune_dir(label, s, corpus, seed)
-    done = out / "predictions.json"
-    if not done.exists():
+
+    def train() -> dict:
         p = next((p for p in pretrainings(s) if p.label == label), None)
         kind = p.kind if p else "encoder-decoder"
         torch.manual_seed(seed)
@@ -472,8 +482,10 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
         predictions = {task: rank_classify(model, corpus, sources, answer_strings(task)) if task in GLUE
                        else decode(model, corpus, sources, s.max_target)
                        for task, sources in corpus.eval_sources.items()}
-        atomic_write_text(done, json.dumps({"seconds": seconds, "predictions": predictions}))
-    return json.loads(done.read_text())
+        return {"seconds": seconds, "predictions": predictions}  # the fine-tuning's seconds, decoding excluded
+
+    record = train_once(out, train)
+    return {"seconds": record["seconds"], "predictions": record["predictions"]}
 
 
 def finetuning_batches(pairs: list[tuple[list[int], list[int]]], corpus: Corpus, b: int, kind: str,

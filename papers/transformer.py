@@ -20,6 +20,7 @@ run-to-run variation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from repro.data.objectives import seq2seq_pairs
 from repro.generate import GenerationConfig, generate
 from repro.model import build_model, scaled
 from repro.model.recurrent import RecurrentConfig, build_recurrent
-from repro.pipeline import artifact_dir, run_parallel, train_once
+from repro.pipeline import cached_stage, fingerprint, run_parallel
 from repro.tokenizers import train_tokenizer
 from repro.train import Trainer, TrainConfig, atomic_save, average_snapshots, snapshots
 
@@ -112,6 +113,11 @@ class Corpus:
     dev: list[tuple[list[int], list[int]]]
     test: list[tuple[list[int], list[int]]]
     test_text: list[tuple[str, str]]  # (source, reference) for BLEU and the samples table
+
+    @functools.cached_property
+    def data_fingerprint(self) -> str:
+        """The training pairs' fingerprint, for the cache key (computed once: every run asks)."""
+        return fingerprint(self.train)
 
     @property
     def eos_id(self) -> int:
@@ -194,21 +200,21 @@ class Trained:
 
 def train_variant(variant: Variant, s: ScaleSettings, corpus: Corpus, seed: int) -> Trained:
     cfg = train_config(variant, s, seed)
-    # the tokenizer and data follow from the scale settings; the vocabulary size is a cheap check
+    # the data is keyed by its fingerprint (the tokenizer shows in the ids); the vocabulary size sizes the model
     identity = {"variant": dataclasses.asdict(variant), "scale": dataclasses.asdict(s), "train": dataclasses.asdict(cfg),
                 "vocab": len(corpus.tokenizer)}
-    out = artifact_dir(f"transformer_{variant.label}_s{seed}", identity)
     torch.manual_seed(seed)
     model, last = model_for(variant, s, len(corpus.tokenizer)), model_for(variant, s, len(corpus.tokenizer))
 
-    def train() -> dict:
+    def train(out: Path) -> dict:
         Trainer(model, cfg, training_batches(corpus, s.batch_size, s.max_len, seed), out,
                 run_config=json.loads(json.dumps(identity, default=str))).fit()
         kept = [p for _, p in snapshots(out)][-s.n_average:]
         atomic_save(average_snapshots(kept), out / "averaged.pt")
         return {"averaged": [p.name for p in kept]}
 
-    info = train_once(out, train)
+    out, info = cached_stage(f"transformer_{variant.label}_s{seed}", identity, train, code=[__name__],
+                             data=corpus.data_fingerprint)
     last.load_state_dict(torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
     model.load_state_dict(torch.load(out / "averaged.pt", map_location="cpu", weights_only=True))
     return Trained(model.eval(), last.eval(), info["seconds"])

@@ -13,15 +13,25 @@ for the same run again loads it instead of training — papers share pretrained 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
+import importlib.machinery
+import importlib.util
 import json
 import math
 import os
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import numpy as np
 import torch
 
 import repro
@@ -106,45 +116,252 @@ def artifacts_dir() -> Path:
     return Path(os.environ.get("REPRO_ARTIFACTS", Path.home() / ".cache" / "repro" / "artifacts"))
 
 
+# What a cached artifact depends on: its configs (`identity`), the data it was built from (a
+# fingerprint the caller computes) and the code that builds it. The code is found, not listed: the
+# named modules and every module of this repository they import, transitively, so a change to a
+# batcher in papers/, to repro/data/tasks.py or to this file's `random_windows` gives a new key.
+
+REPO_ROOT = Path(repro.__file__).resolve().parent.parent  # the checkout: the parent of the `repro` package
+# what trains and batches every run; the objectives are named because no engine module imports
+# them (the papers do), yet they build the MLM, span-corruption and seq2seq batches
+ENGINE_MODULES = ("repro.pipeline", "repro.train", "repro.data.objectives")
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_dirs() -> tuple[Path, ...]:
+    return tuple({Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                  if (p := sysconfig.get_paths().get(key))})
+
+
+def _in_repository(path: Path, root: Path) -> bool:
+    """Whether `path` is project code under `root`: installed packages are not, even when a virtual
+    environment lives inside the checkout (.venv, .tox)."""
+    path = path.resolve()
+    if not path.is_relative_to(root):
+        return False
+    inside = path.relative_to(root).parts
+    return not {"site-packages", "dist-packages"} & set(inside) and not any(
+        path.is_relative_to(d) and not root.is_relative_to(d) for d in _installed_dirs())
+
+
+def _module_spec(name: str, root: Path):
+    """The spec of module `name` if it is part of the repository under `root`, found without importing
+    anything: the top-level name through the import system's finders (an editable install is one),
+    each submodule in its parent's directories. None for modules outside `root` or not found."""
+    parts = name.split(".")
+    spec = importlib.util.find_spec(parts[0]) if parts[0] not in sys.modules else sys.modules[parts[0]].__spec__
+    for depth in range(1, len(parts) + 1):
+        if spec is None:
+            return None
+        where = spec.origin if spec.has_location else next(iter(spec.submodule_search_locations or ()), None)
+        if where is None or not _in_repository(Path(where), root):
+            return None  # a builtin, a third-party or stdlib package: its code is not ours to hash
+        if depth == len(parts):
+            return spec
+        if spec.submodule_search_locations is None:
+            return None  # `from module import attribute`: no submodule to find
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: depth + 1]), spec.submodule_search_locations)
+    return spec
+
+
+def _imported_names(source: str, module: str, is_package: bool) -> set[str]:
+    """Every module `source` may import (function-level imports included), absolute names: each
+    package on the way (importing a.b.c runs a/__init__ and a/b/__init__) and, for `from X import Y`,
+    X.Y in case Y is a submodule (names that are not modules are dropped later, unresolved)."""
+    package = module if is_package else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: `from ..x import y` climbs level - 1 packages from this one
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1] if package else []
+                base = ".".join([*anchor, *([base] if base else [])])
+            targets = [base, *(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")]
+        else:
+            continue
+        for target in filter(None, targets):
+            parts = target.split(".")
+            names.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def _closure(name: str, root: Path) -> tuple[Path, ...]:
+    files: dict[str, Path | None] = {}
+    todo = [name]
+    while todo:
+        module = todo.pop()
+        if module in files:
+            continue
+        spec = _module_spec(module, root)
+        if spec is None or not spec.has_location or not str(spec.origin).endswith(".py"):
+            files[module] = None  # not ours (or not Python source): remembered so it is asked once
+            continue
+        path = Path(spec.origin).resolve()
+        files[module] = path
+        is_package = spec.submodule_search_locations is not None
+        todo += sorted(_imported_names(path.read_text(), module, is_package) - files.keys())
+    return tuple(sorted({p for p in files.values() if p is not None}))
+
+
+def _module_name(module: str | ModuleType) -> str:
+    """The importable name of a module given by name or object. A module run as `python -m x`
+    is `__main__` in its own namespace; its spec still knows it as x."""
+    name = module if isinstance(module, str) else module.__name__
+    if name == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if spec is None:
+            raise ConfigError("a script's code cannot be fingerprinted by module name; run it with `python -m`")
+        name = spec.name
+    return name
+
+
+def _root(root: str | Path | None) -> Path:
+    return Path(root).resolve() if root is not None else REPO_ROOT
+
+
+def module_closure(module: str | ModuleType, root: str | Path | None = None) -> tuple[Path, ...]:
+    """The source files of `module` and of every module under `root` (default: this repository)
+    it imports, directly or through others: what its behaviour can depend on, within the project.
+    Files are parsed, not imported. Cached per process."""
+    return _closure(_module_name(module), _root(root))
+
+
+@functools.lru_cache(maxsize=None)
+def _module_fingerprint(name: str, root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in _closure(name, root):  # paths relative to the root: the key is the same in any checkout
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _code_modules(code: Sequence[str | ModuleType], root: Path) -> list[tuple[str, Path]]:
+    """(module, root to look it up under) for the engine and the modules in `code`. The engine is
+    looked up in this repository even when `root` is another (tests): it trains every stage."""
+    named = {_module_name(m) for m in code} - set(ENGINE_MODULES)
+    return [(m, REPO_ROOT) for m in ENGINE_MODULES] + [(m, root) for m in sorted(named)]
+
+
+def code_files(code: Sequence[str | ModuleType] = (), root: str | Path | None = None) -> tuple[Path, ...]:
+    """The source files `code_fingerprint(code, root)` hashes: the closures of the engine and of `code`."""
+    return tuple(sorted({f for m, r in _code_modules(code, _root(root)) for f in _closure(m, r)}))
+
+
+def code_fingerprint(code: Sequence[str | ModuleType] = (), root: str | Path | None = None) -> str:
+    """A hash of the source of the engine modules that train and batch (`ENGINE_MODULES`), of the
+    modules in `code` and of everything in the repository under `root` they import. Computed once
+    per module and process: an edit made while the process runs is seen by the next process."""
+    parts = sorted(_module_fingerprint(m, r) for m, r in _code_modules(code, _root(root)))
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
+
+
+def clear_code_cache() -> None:
+    """Forget the per-process module fingerprints (for a process that edits code it then keys)."""
+    _closure.cache_clear()
+    _module_fingerprint.cache_clear()
+    importlib.invalidate_caches()
+
+
 def engine_version() -> str:
-    """Hash of the engine code that decides what a trained model is: any change invalidates."""
-    root = Path(repro.__file__).parent
-    files = sorted([*root.glob("model/*.py"), root / "train.py", root / "tokenizers.py", *root.glob("data/objectives.py")])
-    digest = hashlib.sha256(repro.__version__.encode())
-    for f in files:
-        digest.update(f.read_bytes())
-    return digest.hexdigest()[:12]
+    """Fingerprint of the engine code that decides what a trained model is: any change invalidates."""
+    return code_fingerprint()
 
 
-def identity_key(identity: dict) -> str:
-    """A short hash of what defines a trained artifact, the engine code included."""
-    identity = {**identity, "engine": engine_version()}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def fingerprint(obj: Any) -> str:
+    """A short, deterministic hash of data: tensors and arrays (dtype, shape and bytes), strings,
+    bytes, numbers, None, and lists, tuples and dicts of these, nested. Lists and tuples hash alike
+    (both are sequences of examples here); dict order does not matter."""
+    digest = hashlib.sha256()
+    _feed(digest, obj)
+    return digest.hexdigest()[:16]
 
 
-def artifact_dir(name: str, identity: dict) -> Path:
-    """Where the artifact cache keeps a run defined by `identity` (papers whose recipes are not a
-    `RunConfig` — translation, fine-tuning — cache through this too)."""
-    return artifacts_dir() / f"{name}-{identity_key(identity)}"
+def _feed(digest, obj: Any) -> None:
+    # every item is tagged with its kind and length, so [[1, 2], [3]] and [[1], [2, 3]] differ
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().contiguous()
+        digest.update(f"T{obj.dtype}{tuple(obj.shape)}".encode())
+        digest.update(obj.reshape(-1).view(torch.uint8).numpy().tobytes())  # a byte view: bf16 included
+    elif isinstance(obj, np.ndarray):
+        digest.update(f"A{obj.dtype.str}{obj.shape}".encode())
+        digest.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, (str, bytes)):
+        data = obj.encode() if isinstance(obj, str) else obj
+        digest.update(f"{type(obj).__name__[0]}{len(data)}:".encode() + data)
+    elif isinstance(obj, dict):
+        digest.update(f"D{len(obj)}:".encode())
+        for key in sorted(obj, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(digest, key)
+            _feed(digest, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        if obj and all(type(x) is int for x in obj) and _fits_int64(obj):  # token ids: hashed as one array, fast
+            digest.update(f"I{len(obj)}:".encode() + np.asarray(obj, dtype=np.int64).tobytes())
+        else:
+            digest.update(f"L{len(obj)}:".encode())
+            for item in obj:
+                _feed(digest, item)
+    elif isinstance(obj, np.generic):
+        _feed(digest, obj.item())
+    elif obj is None or isinstance(obj, (bool, int, float)):
+        digest.update(f"N{obj!r};".encode())
+    else:
+        raise TypeError(f"fingerprint: cannot hash a value of type {type(obj).__name__}; pass tensors, arrays, "
+                        "lists, dicts, strings or numbers (the data itself, not an object holding it)")
 
 
-def train_once(out_dir: Path, train) -> dict:
-    """Run `train()` once per artifact directory: its record (a dict, or None) plus the wall time
-    in "seconds" is kept in `done.json`, and any later call returns that record without training."""
-    import time
+def _fits_int64(values) -> bool:
+    return -(2**63) <= min(values) and max(values) < 2**63
 
-    done = out_dir / "done.json"
+
+def stage_key(identity: dict, *, code: Sequence[str | ModuleType] = (), data: str | None = None,
+              root: str | Path | None = None) -> str:
+    """A short hash of what defines a cached artifact: the configs in `identity` (JSON, sorted
+    keys), the data fingerprint `data` and `code_fingerprint(code, root)`."""
+    key = {"identity": identity, "data": data, "code": code_fingerprint(code, root)}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def artifact_dir(name: str, identity: dict, *, code: Sequence[str | ModuleType], data: str | None = None) -> Path:
+    """Where the artifact cache keeps the stage `name` defined by `identity` (its configs), `code`
+    (the modules that build it, usually the caller's `[__name__]`; the engine is always included)
+    and `data` (a fingerprint of the data it is built from, e.g. `fingerprint(token_ids)`). `code`
+    has no default: a stage that names no code of its own should say so with `code=()`."""
+    return artifacts_dir() / f"{name}-{stage_key(identity, code=code, data=data)}"
+
+
+def train_once(out_dir: Path, build: Callable[[], dict | None]) -> dict:
+    """Run `build()` once per artifact directory: its record (a dict, or None) plus the wall time
+    in "seconds" (a "seconds" of the record's own wins) is kept in `done.json`, and any later call
+    returns that record without building."""
+    done = Path(out_dir) / "done.json"
     if not done.exists():
+        done.parent.mkdir(parents=True, exist_ok=True)  # a stage may write nothing but its record
         t0 = time.perf_counter()
-        record = train() or {}
+        record = build() or {}
         atomic_write_text(done, json.dumps({"seconds": time.perf_counter() - t0, **record}))
     return json.loads(done.read_text())
 
 
+def cached_stage(name: str, identity: dict, build: Callable[[Path], dict | None], *,
+                 code: Sequence[str | ModuleType], data: str | None = None) -> tuple[Path, dict]:
+    """A cached stage in one call: `(out_dir, record)` with `out_dir = artifact_dir(name, identity,
+    code=code, data=data)` and `record = train_once(out_dir, lambda: build(out_dir))`. `build`
+    writes what it makes (checkpoints, weights) into the directory it is given and returns a
+    JSON-able record; a second call with the same key returns the stored record without building.
+    Use `artifact_dir` + `train_once` instead where other code needs the directory on its own."""
+    out_dir = artifact_dir(name, identity, code=code, data=data)
+    return out_dir, train_once(out_dir, lambda: build(out_dir))
+
+
 def run_key(run: RunConfig) -> str:
+    """The cache key of a `RunConfig` run: its configs and the engine's code (the closure of this
+    module covers `random_windows`, the model and the tokenizers); its data is named by its config."""
     identity = {k: v for k, v in run.to_dict().items() if k not in ("name", "out_dir")}
     identity["train"] = {k: v for k, v in identity["train"].items() if k not in ("progress", "device")}
-    return identity_key(identity)
+    return stage_key(identity)
 
 
 # ----------------------------------------------------------------------------------------------

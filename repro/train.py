@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.model.heads import IGNORE_INDEX
+from repro.precision import resolve_precision
 
 
 class TrainingError(RuntimeError):
@@ -62,7 +63,11 @@ class TrainConfig:
     snapshot_every: int = 0
     log_every: int = 10
     seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    # "auto" becomes "bf16" where the device multiplies bf16 natively (CUDA; CPUs with AVX512-BF16 or
+    # AMX) and "fp32" elsewhere, once, when the config is built: the resolved value is what the
+    # artifact cache keys and the results files record. bf16 is autocast only: master weights,
+    # optimizer state and loss accumulation stay fp32. REPRO_PRECISION=fp32 turns "auto" into fp32.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
     device: str = "auto"
     distributed: Literal["ddp", "fsdp"] = "ddp"  # under torchrun; FSDP shards models that don't fit one GPU
@@ -70,6 +75,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
+        self.precision = resolve_precision(self.precision, self.device)
         if self.batch_size % self.grad_accum:
             raise TrainingError(
                 f"batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}; "
@@ -310,7 +316,7 @@ class Trainer:
             self.train_model = torch.compile(self.train_model)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_multiplier(s, cfg))
-        self.autocast = self.device.type == "cuda" and cfg.precision in ("auto", "bf16")
+        self.autocast = resolve_precision(cfg.precision, self.device) == "bf16"
         self.step = 0
         self.run_config = run_config or {}
         self.history: list[dict] = []
@@ -449,7 +455,7 @@ class Trainer:
             last = self.step == cfg.steps
             if eval_fn is not None and ((cfg.eval_every and self.step % cfg.eval_every == 0) or last):
                 self.model.eval()
-                with torch.no_grad():
+                with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                     record.update({f"eval_{k}": v for k, v in eval_fn(self.model).items()})
             if self.step % cfg.log_every == 0 or last or len(record) > 3:
                 self.log(record)
@@ -514,9 +520,10 @@ def load_checkpoint(path: str | Path, task: str | None = None, device: str = "cp
     return model.eval(), state.get("run_config", {})
 
 
-if __name__ == "__main__":  # `torchrun --nproc_per_node=2 -m repro.train CONFIG.yaml --set ...`
+if __name__ == "__main__":  # `torchrun --nproc_per_node=2 -m repro.train CONFIG.yaml [key=value ...]`
     import sys
 
-    from repro.cli import main
+    from repro.pipeline import load_run_config, train_run
 
-    sys.exit(main(["train", *sys.argv[1:]]))
+    # The engine never imports the CLI (it sits above): this entry point reads the same run config.
+    train_run(load_run_config(sys.argv[1], [a for a in sys.argv[2:] if a != "--set"]))

@@ -18,6 +18,7 @@ short texts. What is proven:
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 
@@ -62,6 +63,20 @@ def _seeded_noise(model: torch.nn.Module, std: float) -> torch.nn.Module:
         for p in model.parameters():
             p.add_(torch.randn_like(p) * std)
     return model.eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fp32_scoring():
+    """Parity with transformers and lm-eval is checked in fp32: ReproLM's default ("auto") scores
+    under bf16 autocast on CPUs that have it, whose rounding depends on the batch's padding.
+    `test_bf16_scoring_stays_close_to_fp32` covers that path."""
+    before = os.environ.get("REPRO_PRECISION")
+    os.environ["REPRO_PRECISION"] = "fp32"
+    yield
+    if before is None:
+        del os.environ["REPRO_PRECISION"]
+    else:
+        os.environ["REPRO_PRECISION"] = before
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -439,3 +454,16 @@ def test_an_lm_instance_and_the_command_line_work_too(ours, run_dir, task_dir, t
     [result_file] = out.rglob("results_*.json")
     cli = json.loads(result_file.read_text())["results"][TASK]
     assert (cli["acc,none"], cli["acc_norm,none"]) == pytest.approx((mine["acc"], mine["acc_norm"]))
+
+
+def test_bf16_scoring_stays_close_to_fp32(run_dir):
+    """Under bf16 autocast the body runs in bf16 but the logits leave the head in fp32, so a
+    continuation's log-probability moves by rounding only, far less than a nat."""
+    exact, fast = ReproLM(run_dir, batch_size=4, precision="fp32"), ReproLM(run_dir, batch_size=4, precision="bf16")
+    assert (exact.precision, fast.precision) == ("fp32", "bf16")
+    requests = [("The cat sat on the", " mat"), ("Once upon a", " time there was"), ("A", " b c d e f")]
+    for (a, _), (b, _) in zip(exact.loglikelihood(requests), fast.loglikelihood(requests)):
+        assert a != b and abs(a - b) < 0.1 * max(1.0, abs(a)) ** 0.5
+    with fast._autocast():
+        ids = torch.tensor([fast.tok_encode("The cat sat")])
+        assert fast._causal_logits(ids, torch.ones_like(ids)).dtype == torch.float32

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.cli import main
+from repro_cli.main import main
 from repro.config import ConfigError
 from repro.pipeline import default_workers, load_run_config, run_key, run_parallel, train_once, train_run, train_runs
 
@@ -109,7 +109,7 @@ def test_cli_train_then_generate(isolated, capsys):
 )
 def test_bad_config_is_one_clear_error_line(isolated, override, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "repro.cli", "train", str(REPO / "configs" / "shakespeare_tiny.yaml"),
+        [sys.executable, "-m", "repro_cli", "train", str(REPO / "configs" / "shakespeare_tiny.yaml"),
          "--set", override, "--set", "train.steps=1", "--out-dir", str(isolated / "bad")],
         capture_output=True, text=True, cwd=REPO, timeout=300,
     )

@@ -14,7 +14,7 @@ from harness.regress import compare_dirs
 from harness.report import render
 from harness.results import read_run
 from harness.runner import run_paper
-from repro.cli import main
+from repro_cli.main import main
 
 
 class ToyPaper(papers.Paper):

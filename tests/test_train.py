@@ -53,7 +53,7 @@ def test_grad_accumulation_1x8_equals_8x1(tmp_path):
     results = []
     for accum in (1, 8):
         model = tiny_model()
-        cfg = TrainConfig(steps=1, batch_size=8, grad_accum=accum, grad_clip=0, schedule="constant", progress=False)
+        cfg = TrainConfig(steps=1, batch_size=8, grad_accum=accum, grad_clip=0, schedule="constant", progress=False, precision="fp32")
         trainer = Trainer(model, cfg, random_batches(ragged=True), tmp_path / f"a{accum}")
         trainer.optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         before = _params(model)
@@ -202,7 +202,7 @@ DDP_SCRIPT = textwrap.dedent(
 
     out = sys.argv[1]
     model = tiny_model()
-    cfg = TrainConfig(steps=4, batch_size=8, lr=1e-2, log_every=1, progress=False)
+    cfg = TrainConfig(steps=4, batch_size=8, lr=1e-2, log_every=1, progress=False, precision="fp32")
     history = Trainer(model, cfg, random_batches(8, ragged=True), out).fit()
     """
 )
@@ -279,7 +279,7 @@ def test_aux_term_accumulates_exactly_1x8_equals_8x1(tmp_path):
         torch.manual_seed(0)
         model = ClassifierWithAux()
         cfg = TrainConfig(steps=1, batch_size=8, grad_accum=accum, grad_clip=0, schedule="constant", aux_weight=0.5,
-                          progress=False)
+                          progress=False, precision="fp32")
         trainer = Trainer(model, cfg, aux_batches(), tmp_path / f"a{accum}")
         trainer.optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         before = _params(model)

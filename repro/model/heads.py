@@ -81,7 +81,11 @@ class LMHead(nn.Module):
         return h
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.proj(self._scale(h))
+        # Logits leave in fp32 even under bf16 autocast: bf16 rounds a logit near 10 by ~0.03, as
+        # much as the gap between two answers a harness compares. The body keeps its bf16 speed;
+        # training never comes here (the loss is fused, `loss` below).
+        with torch.autocast(h.device.type, enabled=False):
+            return self.proj(self._scale(h).float())
 
     def loss(self, h: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0,
              reduction: str = "mean") -> torch.Tensor:

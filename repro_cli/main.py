@@ -2,6 +2,7 @@
 
     repro presets            the papers' architectures with their computed parameter counts
     repro train CONFIG.yaml [--set key=value ...]   train (or load from the artifact cache)
+    repro tune PRESET --tokens N [--lr ...]          sweep peak learning rate x warm-up (x batch size)
     repro generate RUN_DIR --prompt TEXT             sample from a trained model
     repro eval MODEL --scenario NAME [--shots K]     score a model on a harness scenario
     repro run PAPER|all      run reproductions (filled in by the paper modules)
@@ -68,6 +69,37 @@ def cmd_train(args: argparse.Namespace) -> None:
     if s.get("val_loss") is not None:
         print(f"  validation loss {s['val_loss']:.3f} nats/token (perplexity {s['val_ppl']:.1f}); "
               f"unigram baseline {s['unigram_val_loss']:.3f}")
+
+
+# What `repro tune` trains when no config says otherwise: the GPT-2 sweep's book corpus, a 4k BPE
+# vocabulary and 256-token windows, the shapes the cpu-scale decoders use.
+TUNE_DATA = {"dataset": "books", "tokenizer": "bpe", "vocab_size": 4096, "block_size": 256, "max_chars": 20_000_000}
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from datasets.utils.logging import disable_progress_bar
+
+    from repro.pipeline import load_run_config
+    from repro.tune import TuneGrid, record_recipe, tune
+
+    disable_progress_bar()
+    base = {"name": args.name or f"tune-{args.preset}", "preset": args.preset, "data": dict(TUNE_DATA),
+            "model": {"dropout": 0.0}}
+    run = load_run_config(args.config, list(args.set or []), base=base)
+    grid = TuneGrid(**{k: tuple(v) for k, v in {"lrs": args.lr, "warmup_fracs": args.warmup,
+                                                "batch_sizes": args.batch_size, "seeds": args.seeds}.items() if v})
+    n_runs = len(grid.lrs) * len(grid.warmup_fracs) * len(grid.batch_sizes) * len(grid.seeds)
+    print(f"tuning {run.preset} ({run.name}) at {args.tokens:,} tokens per run: {n_runs} runs")
+    result = tune(run, args.tokens, grid)
+    print(("loaded from the artifact cache: " if result.cached else "swept: ") + str(result.out_dir))
+    print(result.table())
+    best = result.best
+    print(f"chosen: peak lr {best.lr:g}, warm-up {best.warmup_steps} of {best.steps} steps ({best.warmup_frac:.0%}), "
+          f"batch {best.batch_size}: held-out loss {best.mean_loss:.4f}")
+    print(f"loss landscape: {result.plot_path}")
+    if args.record:
+        record_recipe(Path(args.recipes), args.record, result, run)
+        print(f"recorded as {args.record!r} in {args.recipes}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -163,6 +195,12 @@ def cmd_regress(args: argparse.Namespace) -> None:
         # paper modules) would hide exactly the regressions this check is for.
         cache = os.environ.get("REPRO_ARTIFACTS")
         os.environ["REPRO_ARTIFACTS"] = str(scratch / "artifacts")
+        # Re-run at the baseline's precision: bf16 and fp32 round differently, and a machine
+        # without native bf16 would otherwise resolve "auto" to fp32 and report moved scores.
+        precision = os.environ.get("REPRO_PRECISION")
+        recorded = baseline_precision(baseline)
+        if recorded:
+            os.environ["REPRO_PRECISION"] = recorded
         try:
             for path in sorted(baseline.glob("*.json")):
                 try:
@@ -170,10 +208,11 @@ def cmd_regress(args: argparse.Namespace) -> None:
                 except KeyError as e:
                     raise UserError(e.args[0]) from None
         finally:
-            if cache is None:
-                del os.environ["REPRO_ARTIFACTS"]
-            else:
-                os.environ["REPRO_ARTIFACTS"] = cache
+            for name, before in (("REPRO_ARTIFACTS", cache), ("REPRO_PRECISION", precision)):
+                if before is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = before
         fresh = scratch / scale
     regressions = compare_dirs(baseline, fresh, rel_tol=args.rel_tol)
     if regressions and not args.update:
@@ -190,6 +229,24 @@ def cmd_regress(args: argparse.Namespace) -> None:
         import shutil
 
         shutil.rmtree(fresh.parent, ignore_errors=True)
+
+
+def baseline_precision(baseline: Path) -> str | None:
+    """The precision the baseline's results were measured at (None for files from before it was
+    recorded); baselines that disagree are a mistake worth one clear line."""
+    import json
+
+    found = set()
+    for path in sorted(baseline.glob("*.json")):
+        try:
+            found.add(json.loads(path.read_text()).get("environment", {}).get("precision"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"baseline file {path} cannot be read ({e}); restore it with git checkout {path}") from None
+    found.discard(None)
+    if len(found) > 1:
+        raise UserError(f"the baseline files in {baseline} were measured at different precisions ({', '.join(sorted(found))}); "
+                        "re-run them together with repro regress --update")
+    return found.pop() if found else None
 
 
 def update_baseline(baseline: Path, fresh: Path, moved: list) -> None:
@@ -235,6 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.lr=1e-3")
     train.add_argument("--out-dir", help="where to write the run (default: the artifact cache)")
     train.set_defaults(func=cmd_train)
+    tune = sub.add_parser("tune", help="sweep peak learning rate x warm-up (x batch size) at a fixed token budget")
+    tune.add_argument("preset", help="a decoder preset, e.g. gpt2_small (scale it down with --set model.n_layer=4 ...)")
+    tune.add_argument("--tokens", type=int, required=True, help="training tokens per run")
+    tune.add_argument("--config", type=Path, help="a run config YAML to start from (default: books, 4k BPE, 256 context)")
+    tune.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. model.d_model=192")
+    tune.add_argument("--lr", type=float, nargs="+", help="peak learning rates (default 1e-3 ... 1.6e-2, x2 apart)")
+    tune.add_argument("--warmup", type=float, nargs="+", help="warm-up fractions of the steps (default 0.02 0.1)")
+    tune.add_argument("--batch-size", type=int, nargs="+", help="batch sizes (default 16)")
+    tune.add_argument("--seeds", type=int, nargs="+", help="seeds per point (default 0)")
+    tune.add_argument("--name", help="the sweep's name in the artifact cache (default tune-PRESET)")
+    tune.add_argument("--record", metavar="KEY", help="keep the chosen point in the recipes file under KEY")
+    tune.add_argument("--recipes", default="results/perf/recipes.json", help="the recipes file --record writes")
+    tune.set_defaults(func=cmd_tune)
     gen = sub.add_parser("generate", help="generate text from a trained checkpoint")
     gen.add_argument("checkpoint", type=Path, help="run directory (or its checkpoint.pt)")
     gen.add_argument("--prompt", required=True)
