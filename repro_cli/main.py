@@ -3,6 +3,7 @@
     repro presets            the papers' architectures with their computed parameter counts
     repro train CONFIG.yaml [--set key=value ...]   train (or load from the artifact cache)
     repro tune PRESET --tokens N [--lr ...]          sweep peak learning rate x warm-up (x batch size)
+    repro bases [--scale S] [NAME ...]               pre-train the shared bases (once) and check their targets
     repro generate RUN_DIR --prompt TEXT             sample from a trained model
     repro eval MODEL --scenario NAME [--shots K]     score a model on a harness scenario
     repro run PAPER|all      run reproductions (filled in by the paper modules)
@@ -100,6 +101,26 @@ def cmd_tune(args: argparse.Namespace) -> None:
     if args.record:
         record_recipe(Path(args.recipes), args.record, result, run)
         print(f"recorded as {args.record!r} in {args.recipes}")
+
+
+def cmd_bases(args: argparse.Namespace) -> None:
+    from datasets.utils.logging import disable_progress_bar
+
+    from repro.bases import pretrain_bases
+
+    disable_progress_bar()
+    scale = _resolve_scale(args.scale)
+    bases = pretrain_bases(scale, args.names or None, tuple(args.seeds), check=False)
+    print(f"{'base':<24} {'seed':>4} {'params':>9} {'tokens':>11} {'held-out':>9} {'target':>7} {'unigram':>8}  dir")
+    for b in bases:
+        r = b.record
+        print(f"{b.spec.name:<24} {b.seed:>4} {r['params']:>9,} {r['tokens']:>11,} {b.val_loss:>9.3f} "
+              f"{b.spec.target_loss:>7.2f} {r['unigram_val_loss']:>8.3f}  {b.dir}{'' if b.reached else '  MISSED'}")
+    missed = [b for b in bases if not b.reached]
+    if missed:
+        from repro.bases import check_target
+
+        check_target(missed[0])  # one line naming the first base that missed, and the fix
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -305,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--record", metavar="KEY", help="keep the chosen point in the recipes file under KEY")
     tune.add_argument("--recipes", default="results/perf/recipes.json", help="the recipes file --record writes")
     tune.set_defaults(func=cmd_tune)
+    bases = sub.add_parser("bases", help="pre-train the shared bases once (cached) and check each reached its target")
+    bases.add_argument("names", nargs="*", help="only these bases (default: every base of the scale)")
+    bases.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
+    bases.add_argument("--seeds", type=int, nargs="+", default=[0])
+    bases.set_defaults(func=cmd_bases)
     gen = sub.add_parser("generate", help="generate text from a trained checkpoint")
     gen.add_argument("checkpoint", type=Path, help="run directory (or its checkpoint.pt)")
     gen.add_argument("--prompt", required=True)
@@ -352,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         message = e.args[0] if e.args else str(e)
         print(f"repro: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`repro presets | head`): nothing is wrong. Point stdout at devnull so
+        # the interpreter's own flush at exit does not raise the same error again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -158,3 +158,11 @@ def test_train_once_trains_once_and_keeps_its_record_with_the_wall_time(tmp_path
     first = train_once(tmp_path, lambda: calls.append(1) or {"loss": 1.5})
     again = train_once(tmp_path, lambda: calls.append(2) or {"loss": 9.0})
     assert calls == [1] and again == first and first["loss"] == 1.5 and first["seconds"] >= 0
+
+
+def test_a_reader_that_closes_the_pipe_is_not_an_error():
+    """`repro presets | head`: the reader may exit before repro writes. `true` exits at once, so
+    every write meets a closed pipe; repro must still exit 0 without a traceback."""
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", f"'{sys.executable}' -m repro_cli presets | true"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
