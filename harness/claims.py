@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from harness.metrics import MetricResult, _plain, paired_bootstrap_diff, paired_bootstrap_ratio
+from harness.seeds import SeedInterval, power_note, seed_interval
 
 __all__ = [
     "INCONCLUSIVE",
@@ -51,6 +52,7 @@ __all__ = [
     "all_of",
     "approximately_equal",
     "check_claims",
+    "deltas",
     "greater",
     "load_reported",
     "monotone",
@@ -89,8 +91,20 @@ class _Unavailable(Exception):
     """A metric a predicate needs is missing or unusable; becomes an inconclusive verdict."""
 
 
+class UnknownMetricError(KeyError):
+    """A claim names a metric key the paper never produced: a typo or a renamed metric, which
+    would otherwise read as "inconclusive: not measured" forever."""
+
+
 def _metric(measured: Mapping[str, Any], key: str) -> MetricResult:
-    if key not in measured or measured[key] is None:
+    if key not in measured:
+        import difflib
+
+        close = difflib.get_close_matches(key, [str(k) for k in measured], n=3)
+        hint = f"did you mean {' or '.join(close)}?" if close else "the paper's measure() never produces it"
+        raise UnknownMetricError(f"a claim reads metric {key!r}, which is not among the measured metrics; {hint} "
+                                 "(a metric a scale does not measure must be present with the value None)")
+    if measured[key] is None:
         raise _Unavailable(f"metric {key} was not measured")
     m = measured[key]
     if isinstance(m, MetricResult):
@@ -112,15 +126,31 @@ def _summary(m: MetricResult) -> dict[str, Any]:
 
 @dataclass
 class _Interval:
-    """A point estimate of a derived quantity (difference, ratio) with its interval."""
+    """A point estimate of a derived quantity (difference, ratio) with its interval; `seeds` is
+    the interval over training seeds it came from (None when the metrics do not say)."""
 
     point: float
     lo: float
     hi: float
     method: str
+    seeds: SeedInterval | None = None
+
+    @property
+    def single_seed(self) -> bool:
+        return self.seeds is not None and self.seeds.seeds < 2
+
+    def flipped(self) -> "_Interval":
+        """The same interval for the negated quantity (B - A instead of A - B)."""
+        s = self.seeds
+        if s is not None:
+            s = SeedInterval(-s.point, -s.hi, -s.lo, s.method, s.seeds, s.seed_sd, s.item_var, s.df)
+        return _Interval(-self.point, -self.hi, -self.lo, self.method, s)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"point": self.point, "ci_low": self.lo, "ci_high": self.hi, "method": self.method}
+        out = {"point": self.point, "ci_low": self.lo, "ci_high": self.hi, "method": self.method}
+        if self.seeds is not None:
+            out.update(seeds=self.seeds.seeds, seed_sd=self.seeds.seed_sd, item_var=self.seeds.item_var)
+        return out
 
 
 def _pairable(a: MetricResult, b: MetricResult) -> bool:
@@ -143,7 +173,14 @@ def _require_ci(*metrics: tuple[str, MetricResult]) -> None:
 
 
 def _difference(a_key: str, a: MetricResult, b_key: str, b: MetricResult) -> _Interval:
-    """Interval of A - B: paired bootstrap when possible, else from the two CIs' endpoints."""
+    """Interval of A - B: over training seeds when the metrics carry them (`harness.seeds`: seeds
+    paired, plus the test set's variance); else paired bootstrap over items when possible, else
+    from the two CIs' endpoints."""
+    seeded = seed_interval(a, b)
+    if seeded is not None:
+        if not (math.isfinite(seeded.lo) and math.isfinite(seeded.hi)):
+            raise _Unavailable(f"{a_key} - {b_key} has no interval (one seed, no per-item values, no CI)")
+        return _Interval(seeded.point, seeded.lo, seeded.hi, seeded.method, seeded)
     if _pairable(a, b):
         d = paired_bootstrap_diff(a.items, b.items)
         if d.has_ci:
@@ -167,6 +204,56 @@ def _fmt(x: float | None) -> str:
 
 def _fmt_interval(iv: _Interval) -> str:
     return f"{_fmt(iv.point)} [{_fmt(iv.lo)}, {_fmt(iv.hi)}]"
+
+
+def _decide(gain: _Interval, delta: float | None, threshold: float = 0.0) -> tuple[str, str, dict[str, Any]]:
+    """The one verdict rule of every comparison. `gain` is the effect's interval signed so that
+    positive is the claimed direction; `delta` the claim's minimum effect of interest (stated
+    before the run, in the metric's units); `threshold` a margin the effect must clear (0 mostly).
+
+    reproduced      the interval lies beyond the threshold in the claimed direction (if it lies
+                    wholly below threshold + delta too: reproduced, qualified as smaller than delta);
+    not reproduced  it lies beyond the threshold the other way, or wholly inside threshold +- delta
+                    (an equivalence test: no effect as large as the claim's);
+    inconclusive    neither; with the power note (what the current seeds can detect, how many seeds
+                    an effect of delta needs). One training seed never decides a training-time claim.
+    """
+    extra: dict[str, Any] = {}
+    t = threshold
+    if gain.lo > t:
+        status, why = REPRODUCED, "the interval lies beyond " + (f"the margin {t:g}" if t else "0") + " in the claimed direction"
+        if delta and gain.hi < t + delta:
+            extra["smaller_than_delta"] = True
+            why += f", but wholly below δ = {delta:g}: a real effect, smaller than the claim's"
+    elif gain.hi < t:
+        status, why = NOT_REPRODUCED, "the interval lies beyond " + (f"the margin {t:g}" if t else "0") + " in the opposite direction"
+    elif delta and gain.lo > t - delta and gain.hi < t + delta:
+        status, why = NOT_REPRODUCED, f"the interval lies within ±δ = {delta:g}: no effect as large as the claim's"
+    else:
+        status = INCONCLUSIVE
+        why = "the interval contains " + (f"the margin {t:g}" if t else "0") + (
+            f" and reaches beyond ±δ = {delta:g}" if delta else " (no δ stated: no equivalence test)")
+    if gain.single_seed and status != INCONCLUSIVE:
+        extra["single_seed_reading"] = status
+        why = f"one training seed per arm cannot decide a training-time effect (it would read {status}: {why})"
+        status = INCONCLUSIVE
+    if status == INCONCLUSIVE and gain.seeds is not None:
+        extra["power"] = power_note(gain.seeds, delta)
+        why += "; " + extra["power"].get("advice", f"minimum detectable effect "
+                                                  f"{_fmt(extra['power'].get('minimum_detectable_effect'))}")
+    return status, why, extra
+
+
+RULE = ("reproduced if the interval lies beyond 0 in the claimed direction, not reproduced if it lies beyond 0 "
+        "the other way or wholly within ±δ, inconclusive otherwise; one training seed never decides")
+
+
+def _delta(delta: float | None) -> float | None:
+    if delta is None:
+        return None
+    if not (isinstance(delta, (int, float)) and delta > 0 and math.isfinite(delta)):
+        raise ValueError(f"delta (the minimum effect of interest) must be a positive number, not {delta!r}")
+    return float(delta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +288,7 @@ def _is_readable(measured: Mapping[str, Any], key: str) -> bool:
     try:
         _metric(measured, key)
         return True
-    except _Unavailable:
+    except (_Unavailable, UnknownMetricError):
         return False
 
 
@@ -210,32 +297,30 @@ class _Greater(Predicate):
     a_key: str
     b_key: str
     margin: float = 0.0
+    delta: float | None = None
 
     def keys(self) -> tuple[str, ...]:
         return (self.a_key, self.b_key)
 
     def describe(self) -> str:
         m = f" + {self.margin:g}" if self.margin else ""
-        return (f"{self.a_key} > {self.b_key}{m}: reproduced if the 95% CI of {self.a_key} - {self.b_key} lies "
-                f"above {self.margin:g}, not reproduced if it lies below, inconclusive if it contains it")
+        d = f", δ = {self.delta:g}" if self.delta else ""
+        return f"{self.a_key} > {self.b_key}{m}{d}: the 95% interval of {self.a_key} - {self.b_key} decides ({RULE})"
 
     def _evaluate(self, metrics: dict[str, MetricResult]) -> Verdict:
         a, b = metrics[self.a_key], metrics[self.b_key]
         diff = _difference(self.a_key, a, self.b_key, b)
-        side = _side(diff, self.margin)
-        status = {"above": REPRODUCED, "below": NOT_REPRODUCED, "straddles": INCONCLUSIVE}[side]
-        word = {"above": "above", "below": "below", "straddles": "contains"}[side]
-        explanation = (f"{self.a_key} - {self.b_key} = {_fmt_interval(diff)}; the CI {word} "
-                       f"{'the margin ' if self.margin else ''}{self.margin:g}")
+        status, why, extra = _decide(diff, self.delta, self.margin)
         evidence = {"metrics": {self.a_key: _summary(a), self.b_key: _summary(b)}, "difference": diff.as_dict(),
-                    "margin": self.margin, "method": diff.method}
-        return Verdict(status, evidence, explanation)
+                    "margin": self.margin, "delta": self.delta, "method": diff.method, **extra}
+        return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff)}; {why}")
 
 
-def greater(a_key: str, b_key: str, margin: float = 0.0) -> Predicate:
-    """A > B (+ margin), in the metric's own units. For lower-is-better metrics (perplexity, ECE)
-    state the claim the other way round: ``greater("ppl_small", "ppl_large")``."""
-    return _Greater(a_key, b_key, float(margin))
+def greater(a_key: str, b_key: str, margin: float = 0.0, *, delta: float | None = None) -> Predicate:
+    """A > B (+ margin), in the metric's own units; `delta` is the claim's minimum effect of
+    interest (see `_decide`). For lower-is-better metrics (perplexity, ECE) state the claim the
+    other way round: ``greater("ppl_small", "ppl_large")``."""
+    return _Greater(a_key, b_key, float(margin), _delta(delta))
 
 
 @dataclass
@@ -243,39 +328,32 @@ class _Sign(Predicate):
     a_key: str
     b_key: str
     expected_sign: int
+    delta: float | None = None
 
     def keys(self) -> tuple[str, ...]:
         return (self.a_key, self.b_key)
 
     def describe(self) -> str:
         sign = ">" if self.expected_sign > 0 else "<"
-        return (f"sign({self.a_key} - {self.b_key}) is {'+' if self.expected_sign > 0 else '-'} "
-                f"({self.a_key} {sign} {self.b_key}): decided by whether the 95% CI of the difference excludes 0")
+        d = f", δ = {self.delta:g}" if self.delta else ""
+        return f"{self.a_key} {sign} {self.b_key}{d}: the 95% interval of the difference decides ({RULE})"
 
     def _evaluate(self, metrics: dict[str, MetricResult]) -> Verdict:
         a, b = metrics[self.a_key], metrics[self.b_key]
         diff = _difference(self.a_key, a, self.b_key, b)
-        side = _side(diff, 0.0)
-        expected = "above" if self.expected_sign > 0 else "below"
-        sign = "+" if self.expected_sign > 0 else "-"
-        if side == "straddles":
-            status, why = INCONCLUSIVE, "its CI contains 0"
-        elif side == expected:
-            status, why = REPRODUCED, f"its CI excludes 0 on the expected ({sign}) side"
-        else:
-            status, why = NOT_REPRODUCED, "its CI excludes 0 on the opposite side"
+        status, why, extra = _decide(diff if self.expected_sign > 0 else diff.flipped(), self.delta)
         evidence = {"metrics": {self.a_key: _summary(a), self.b_key: _summary(b)}, "difference": diff.as_dict(),
-                    "expected_sign": self.expected_sign, "method": diff.method}
+                    "expected_sign": self.expected_sign, "delta": self.delta, "method": diff.method, **extra}
         return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff)}; {why}")
 
 
-def sign_of_difference(a_key: str, b_key: str, expected_sign: int | str) -> Predicate:
+def sign_of_difference(a_key: str, b_key: str, expected_sign: int | str, *, delta: float | None = None) -> Predicate:
     """The difference A - B has the expected sign (+1 / -1, or "+" / "-")."""
     table = {1: 1, -1: -1, "+": 1, "-": -1, "positive": 1, "negative": -1}
     if expected_sign not in table:
         raise ValueError(f"expected_sign must be +1 or -1 (use approximately_equal for 'no difference'), "
                          f"not {expected_sign!r}")
-    return _Sign(a_key, b_key, table[expected_sign])
+    return _Sign(a_key, b_key, table[expected_sign], _delta(delta))
 
 
 @dataclass
@@ -381,94 +459,60 @@ class _Monotone(Predicate):
     keys_in_order: tuple[str, ...]
     direction: str = "increasing"
     tolerance: float = 0.0
-    steps: str = "ci"
+    delta: float | None = None
 
     def keys(self) -> tuple[str, ...]:
         return self.keys_in_order
 
     def describe(self) -> str:
-        step_rule = ("every consecutive step's 95% CI lies strictly on the " + self.direction + " side of 0"
-                     if self.steps == "ci" else
-                     f"the means are ordered (each step moves {self.direction}, reversals up to {self.tolerance:g} "
-                     "forgiven) and the CI of last - first excludes 0 in that direction")
-        return (f"{' -> '.join(self.keys_in_order)} {self.direction}: reproduced if {step_rule}; not reproduced if "
-                f"the CI of last - first, or of any step, lies beyond {self.tolerance:g} on the opposite side; "
-                f"inconclusive otherwise")
+        d = f", δ = {self.delta:g} for last - first" if self.delta else ""
+        return (f"{' -> '.join(self.keys_in_order)} {self.direction}{d}: the interval of last - first decides ({RULE}); "
+                f"not reproduced also if any consecutive step's interval lies beyond {self.tolerance:g} against the "
+                "claimed direction (a significant reversal)")
 
     def _gain(self, prev_key: str, prev: MetricResult, next_key: str, nxt: MetricResult) -> _Interval:
         """Interval of the change in the claimed direction (positive = as claimed)."""
         d = _difference(next_key, nxt, prev_key, prev)
-        if self.direction == "decreasing":
-            return _Interval(-d.point, -d.hi, -d.lo, d.method)
-        return d
-
-    def _step_status(self, gain: _Interval) -> str:
-        if gain.lo > 0:
-            return "moves"
-        if gain.hi < -self.tolerance:
-            return "reversed"
-        return "unresolved"
+        return d.flipped() if self.direction == "decreasing" else d
 
     def _evaluate(self, metrics: dict[str, MetricResult]) -> Verdict:
         keys = self.keys_in_order
         steps = []
         for prev_key, next_key in zip(keys, keys[1:]):
             gain = self._gain(prev_key, metrics[prev_key], next_key, metrics[next_key])
-            steps.append({"from": prev_key, "to": next_key, "gain": gain.as_dict(), "status": self._step_status(gain),
-                          "_gain": gain})
+            steps.append({"from": prev_key, "to": next_key, "gain": gain.as_dict(),
+                          "reversed": gain.hi < -self.tolerance, "_single": gain.single_seed})
         ends = self._gain(keys[0], metrics[keys[0]], keys[-1], metrics[keys[-1]])
-        ends_status = self._step_status(ends)
-        reversed_steps = [f"{s['from']}->{s['to']}" for s in steps if s["status"] == "reversed"]
-        if ends_status == "reversed" or reversed_steps:
-            where = "the ends" if ends_status == "reversed" else ", ".join(reversed_steps)
-            status, why = NOT_REPRODUCED, f"significant move against the claimed direction at {where}"
-        elif self.steps == "ci":
-            unresolved = [f"{s['from']}->{s['to']}" for s in steps if s["status"] != "moves"]
-            if not unresolved:
-                status, why = REPRODUCED, f"every step is {self.direction} beyond CI overlap"
-            elif ends_status != "moves":
-                status, why = INCONCLUSIVE, "the CIs of the two ends overlap"
+        status, why, extra = _decide(ends, self.delta)
+        reversed_steps = [f"{s['from']}->{s['to']}" for s in steps if s["reversed"]]
+        if reversed_steps and status != NOT_REPRODUCED:
+            if any(s["_single"] for s in steps):
+                extra["single_seed_reading"] = NOT_REPRODUCED
+                status, why = INCONCLUSIVE, (f"one training seed per arm cannot decide a training-time effect (a "
+                                             f"significant reversal at {', '.join(reversed_steps)} would read not reproduced)")
             else:
-                status, why = INCONCLUSIVE, f"ends differ, but CIs overlap at {', '.join(unresolved)}"
-        else:
-            unordered = [f"{s['from']}->{s['to']}" for s in steps if not s["_gain"].point > -self.tolerance]
-            if ends_status != "moves":
-                status, why = INCONCLUSIVE, "the CIs of the two ends overlap"
-            elif unordered:
-                status, why = INCONCLUSIVE, f"means out of order at {', '.join(unordered)}"
-            else:
-                status, why = REPRODUCED, f"means ordered and the ends' CIs separated ({self.direction})"
+                status, why = NOT_REPRODUCED, f"significant move against the claimed direction at {', '.join(reversed_steps)}"
         for s in steps:
-            del s["_gain"]
-        evidence = {"metrics": {k: _summary(metrics[k]) for k in keys}, "steps": steps,
-                    "ends": {"gain": ends.as_dict(), "status": ends_status}, "direction": self.direction,
-                    "tolerance": self.tolerance, "step_rule": self.steps}
+            del s["_single"]
+        evidence = {"metrics": {k: _summary(metrics[k]) for k in keys}, "steps": steps, "ends": ends.as_dict(),
+                    "direction": self.direction, "tolerance": self.tolerance, "delta": self.delta, **extra}
         values = ", ".join(f"{k}={_fmt(metrics[k].value)}" for k in keys)
-        return Verdict(status, evidence, f"{values}: {why}")
+        return Verdict(status, evidence, f"{values}; last - first (as claimed) = {_fmt_interval(ends)}: {why}")
 
 
-def monotone(keys_in_order: Sequence[str], direction: str = "increasing", tolerance: float = 0.0,
-             steps: str = "ci") -> Predicate:
+def monotone(keys_in_order: Sequence[str], direction: str = "increasing", tolerance: float = 0.0, *,
+             delta: float | None = None) -> Predicate:
     """The metric moves in `direction` along a sweep (model sizes, steps, ...), keys in sweep order.
-
-    Each step's change is an interval (paired or from CI endpoints, as for ``greater``); "gain" is
-    the change in the claimed direction. A step *moves* when its gain CI is > 0, is *reversed* when
-    it is < -tolerance, and is *unresolved* otherwise; the same applies to last vs first ("ends").
-
-    * not reproduced: the ends, or any step, are reversed (a significant move the wrong way);
-    * reproduced, ``steps="ci"`` (default, strict): every step moves;
-      ``steps="means"``: the means are ordered (no step's point gain <= -tolerance) and the ends move;
-    * inconclusive: anything else (in particular, overlapping CIs at the ends).
-    """
+    One rule for every sweep: the interval of last - first decides as any comparison does
+    (`_decide`, with `delta`), and a consecutive step whose interval lies beyond `tolerance`
+    against the direction (a significant reversal) makes it not reproduced."""
     if direction not in ("increasing", "decreasing"):
         raise ValueError("direction must be 'increasing' or 'decreasing'")
-    if steps not in ("ci", "means"):
-        raise ValueError("steps must be 'ci' or 'means'")
     if len(keys_in_order) < 2:
         raise ValueError("a monotone claim needs at least two points")
     if tolerance < 0:
         raise ValueError("tolerance must be >= 0")
-    return _Monotone(tuple(keys_in_order), direction, float(tolerance), steps)
+    return _Monotone(tuple(keys_in_order), direction, float(tolerance), _delta(delta))
 
 
 @dataclass
@@ -539,6 +583,18 @@ def provided(condition: Predicate, claim: Predicate) -> Predicate:
 # Claims
 
 
+def deltas(predicate: Predicate) -> list[float | None]:
+    """The δ of every comparison in a predicate tree, in order (None where a comparison has none;
+    equivalence and ratio-band predicates carry their tolerance instead)."""
+    if isinstance(predicate, _AllOf):
+        return [d for p in predicate.parts for d in deltas(p)]
+    if isinstance(predicate, _Provided):
+        return deltas(predicate.claim)  # the condition is a validity gate, not the claimed effect
+    if isinstance(predicate, (_Greater, _Sign, _Monotone)):
+        return [predicate.delta]
+    return []
+
+
 @dataclass
 class Claim:
     id: str
@@ -547,6 +603,14 @@ class Claim:
     paper: str
     predicate: Predicate
     reported: dict[str, Any] = field(default_factory=dict)
+    # Where the claim's δ (the minimum effect of interest, in each comparison's own units, written
+    # before the run) comes from: the paper's effect scaled to ours, or a stated practical threshold.
+    delta_source: str = ""
+
+    def __post_init__(self) -> None:
+        stated = deltas(self.predicate)
+        if any(d is not None for d in stated) and not self.delta_source:
+            raise ValueError(f"claim {self.id}: say where its δ comes from (delta_source=...)")
 
     def check(self, measured: Mapping[str, Any]) -> Verdict:
         """Evaluate the predicate on measured metrics; the verdict is computed, never supplied."""
@@ -559,7 +623,12 @@ class Claim:
     def record(self, measured: Mapping[str, Any]) -> dict[str, Any]:
         """The claim's entry for a results file: id, statement, source, status, evidence, explanation."""
         v = self.check(measured).to_dict()
-        return {"id": self.id, "statement": self.statement, "source": self.source, **v}
+        record = {"id": self.id, "statement": self.statement, "source": self.source, **v}
+        stated = deltas(self.predicate)
+        if stated:
+            record.update(delta=None if all(d is None for d in stated) else [d for d in stated],
+                          delta_source=self.delta_source or "no δ stated")
+        return record
 
 
 def check_claims(claims: Sequence[Claim], measured: Mapping[str, Any]) -> list[dict[str, Any]]:

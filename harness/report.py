@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.results import latest_runs
+from harness.stability import read_stability
 from papers import SCALES
 
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "➖ inconclusive"}
@@ -40,7 +41,7 @@ def markdown_table(rows: list[dict]) -> list[str]:
 
 def metrics_figure(record, out: Path) -> Path | None:
     """Horizontal bars of every scalar metric with its 95% CI (one panel per paper and scale)."""
-    rows = [(k, m) for k, m in record.metrics.items() if isinstance(m.get("value"), (int, float))]
+    rows = [(k, m) for k, m in record.metrics.items() if m is not None and isinstance(m.get("value"), (int, float))]
     if not rows:
         return None
     import matplotlib
@@ -64,18 +65,81 @@ def metrics_figure(record, out: Path) -> Path | None:
     return out
 
 
+def _effects(evidence: dict) -> list[tuple[str, dict]]:
+    """(label, interval) of every comparison a verdict rests on, through all_of and provided."""
+    if "claim" in evidence and "condition" in evidence:  # provided(condition, claim)
+        return _effects(evidence["claim"].get("evidence", {}))
+    if "parts" in evidence:
+        return [e for part in evidence["parts"] for e in _effects(part.get("evidence", {}))]
+    for key, label in (("difference", "difference"), ("ends", "last − first, as claimed"), ("ratio", "ratio")):
+        if isinstance(evidence.get(key), dict):
+            names = list(evidence.get("metrics", {}))
+            what = f"{names[0]} − {names[1]}" if key == "difference" and len(names) == 2 else label
+            return [(what, {**evidence[key], "delta": evidence.get("delta"), "power": evidence.get("power")})]
+    return []
+
+
+def claim_card(c: dict, seeds: list, stability: dict | None) -> list[str]:
+    """One claim as a reader needs it: the statement and its source, δ and where it comes from,
+    each effect with its interval and method, the seeds, why the verdict is what it is, what would
+    decide it when open, whether another seed set agreed, and the paper's own numbers."""
+    lines = [f"#### {c['id']} — {VERDICT_MARK.get(c['status'], c['status'])}", "",
+             f"*{c['statement']}* ({c.get('source', '')})", ""]
+    if c.get("delta") is not None:
+        stated = ", ".join("–" if d is None else f"{d:g}" for d in c["delta"])
+        lines.append(f"- δ (minimum effect of interest, stated before the run): {stated} — {c.get('delta_source', '')}")
+    elif "delta_source" in c:
+        lines.append("- δ: none stated (no equivalence test: the claim can only be reproduced or refuted by sign)")
+    for what, iv in _effects(c.get("evidence", {})):
+        lines.append(f"- effect {what}: {_fmt(iv.get('point'))} [{_fmt(iv.get('ci_low'))}, {_fmt(iv.get('ci_high'))}]"
+                     f" — {iv.get('method', '')}")
+        power = iv.get("power") or {}
+        if power.get("minimum_detectable_effect") is not None or power.get("advice"):
+            mde = power.get("minimum_detectable_effect")
+            lines.append(f"  - power: " + (f"minimum detectable effect {_fmt(mde)} at 80% power; " if mde is not None else "")
+                         + power.get("advice", ""))
+    lines.append(f"- seeds: {', '.join(map(str, seeds))}")
+    lines.append(f"- verdict: {c.get('explanation', '')}")
+    if stability:
+        row = next((r for r in stability["claims"] if r["id"] == c["id"]), None)
+        if row:
+            held = "held" if row["agree"] else ("**flipped to the opposite**" if row["opposite"] else "changed")
+            lines.append(f"- stability: {held} on seeds {', '.join(map(str, stability['second_seeds']))} "
+                         f"({row['second']})")
+    reported = (c.get("evidence") or {}).get("reported")
+    if reported:
+        lines.append("- the paper reports: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in reported.items()))
+    return lines
+
+
+def verdict_summary(runs_by_scale: dict, root: Path) -> list[str]:
+    """Papers x verdict counts per scale, and how many verdicts held on a second seed set."""
+    lines = ["| paper | scale | reproduced | not reproduced | inconclusive | held across seed sets |",
+             "|---|---|---|---|---|---|"]
+    for scale, runs in runs_by_scale.items():
+        for record in runs.values():
+            counts = [sum(c["status"] == s for c in record.claims)
+                      for s in ("reproduced", "not reproduced", "inconclusive")]
+            stability = read_stability(root, record.paper) if scale != "smoke" else None
+            held = (f"{stability['agreeing']} of {stability['total']}" if stability and stability["scale"] == scale
+                    else "not run")
+            lines.append(f"| {record.paper} | {scale} | {counts[0]} | {counts[1]} | {counts[2]} | {held} |")
+    return lines + [""]
+
+
 def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
     lines = [f"### {record.paper} — {record.scale} scale", ""]
     dirty = " (dirty tree)" if record.git.get("dirty") else ""
     lines.append(f"Run {record.finished}, {record.wall_time_s:.0f} s, seeds {record.seeds}, "
                  f"git `{str(record.git.get('sha', 'unknown'))[:10]}`{dirty}, {record.environment.get('device', '')}.")
-    lines += ["", "| claim | statement | source | verdict | evidence |", "|---|---|---|---|---|"]
+    stability = read_stability(root, record.paper) if record.scale != "smoke" else None
     for c in record.claims:
-        lines.append(f"| {c['id']} | {c['statement']} | {c.get('source', '')} | "
-                     f"{VERDICT_MARK.get(c['status'], c['status'])} | {c.get('explanation', '')} |")
+        lines += [""] + claim_card(c, record.seeds, stability)
     reported = {r["id"]: r for r in record.reported}
     lines += ["", "| metric | measured | 95% CI | n | paper reports | source |", "|---|---|---|---|---|---|"]
     for key, m in record.metrics.items():
+        if m is None:  # not measured at this scale
+            continue
         rid = (m.get("extra") or {}).get("reported_id", key)
         r = reported.get(rid)
         ci = f"[{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]" if m.get("ci_low") is not None else "–"
@@ -102,7 +166,7 @@ def helm_summary(records) -> list[str]:
     for record in records:
         for key, m in record.metrics.items():
             parts = key.split("/")
-            if len(parts) >= 3 and isinstance(m.get("value"), (int, float)):
+            if len(parts) >= 3 and m is not None and isinstance(m.get("value"), (int, float)):
                 model, scenario = parts[0], "/".join(parts[1:-1])
                 table[model].setdefault(f"{scenario} {parts[-1]}", m["value"])
     if len(table) < 2:
@@ -142,13 +206,17 @@ def render(root: str | Path = "results") -> Path:
              "Rendered by `repro report` from `results/<scale>/*.json` only. Verdicts are computed from the "
              "measured numbers by each claim's predicate; at reduced scale a claim is about the direction and "
              "size of an effect, while absolute numbers are shown beside the paper's for context.", ""]
-    any_records = False
-    for scale in SCALES:
-        runs = latest_runs(root, scale) if (root / scale).exists() else {}
-        if not runs:
-            continue
-        any_records = True
-        lines += [f"## Scale: {scale}", ""]
+    # the scales that decide claims first; smoke (the pipeline end to end, numbers that mean
+    # nothing) in an appendix
+    order = [sc for sc in ("gpu", "cpu") if sc in SCALES] + [sc for sc in SCALES if sc not in ("gpu", "cpu")]
+    runs_by_scale = {sc: latest_runs(root, sc) for sc in order if (root / sc).exists()}
+    runs_by_scale = {sc: runs for sc, runs in runs_by_scale.items() if runs}
+    any_records = bool(runs_by_scale)
+    if any_records:
+        lines += ["## Verdicts", ""] + verdict_summary(runs_by_scale, root)
+    for scale, runs in runs_by_scale.items():
+        title = "## Appendix: smoke scale (pipeline checks; the numbers mean nothing)" if scale == "smoke" else f"## Scale: {scale}"
+        lines += [title, ""]
         for record in runs.values():
             lines += paper_section(record, figures_dir, root)
         # models of different scales share labels and never compete: one summary per scale

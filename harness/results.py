@@ -122,7 +122,9 @@ def configs_hash(configs: Mapping[str, Any]) -> str:
 # The record
 
 
-def _metric_dict(m: Any) -> dict[str, Any]:
+def _metric_dict(m: Any) -> dict[str, Any] | None:
+    if m is None:  # a metric this scale does not measure
+        return None
     return m.to_dict() if hasattr(m, "to_dict") else dict(m)
 
 

@@ -13,17 +13,37 @@ from harness.claims import check_claims, load_reported
 from harness.results import RunRecord, write_run
 
 
+def measure_seeds(paper, scale: str, seeds: list[int]):
+    """Call the paper's recipe once per training seed and merge: every metric becomes a metric
+    over seeds (`harness.seeds.across_seeds`), which keeps each seed's value. The runner owns the
+    seed loop so that `--seeds 0 1 2` can never be silently reduced to the first seed. Figures,
+    notes and tables are the last seed's; configs the first seed's, with the seeds listed."""
+    from harness.seeds import across_seeds
+
+    runs = [(seed, paper.measure(scale, [seed])) for seed in seeds]
+    keys = list(dict.fromkeys(k for _, m in runs for k in m.metrics))
+    metrics = {}
+    for key in keys:
+        per_seed = {seed: m.metrics[key] for seed, m in runs if m.metrics.get(key) is not None}
+        metrics[key] = across_seeds(key, per_seed) if per_seed else None
+    first, last = runs[0][1], runs[-1][1]
+    last.metrics = metrics
+    last.configs = {**first.configs, "seeds": list(seeds)} if len(seeds) > 1 else first.configs
+    return last
+
+
 def run_paper(paper, scale: str, seeds: list[int] | None = None, root: str | Path = "results", quiet: bool = False) -> Path:
     seeds = list(seeds) if seeds else list(getattr(paper, "default_seeds", {}).get(scale, [0]))
     record = RunRecord.start(paper.name, scale, seeds, configs={})
     paper.figures_dir = Path(root) / "figures"
-    measured = paper.measure(scale, seeds)
+    measured = measure_seeds(paper, scale, seeds)
     record.configs = measured.configs
     from harness.results import configs_hash
 
     record.configs_hash = configs_hash(measured.configs)
-    record.metrics = {k: (v.to_dict() if hasattr(v, "to_dict") else dict(v)) for k, v in measured.metrics.items()}
-    record.claims = check_claims(paper.claims(), measured.metrics)
+    record.metrics = {k: (v.to_dict() if hasattr(v, "to_dict") else (None if v is None else dict(v)))
+                      for k, v in measured.metrics.items()}
+    record.claims = check_claims(paper.claims(scale), measured.metrics)
     record.reported = load_reported(paper.reported_key) if paper.reported_key else []
     record.figures = list(measured.figures)
     record.notes = "\n".join(measured.notes)

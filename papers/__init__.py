@@ -7,7 +7,7 @@ A paper module subclasses `Paper` and registers itself:
         name = "gpt2"
         reported_key = "gpt2_radford2019"         # the paper's key in reported.yaml
         citation = "Radford et al. 2019"
-        def claims(self) -> list[Claim]: ...
+        def claims(self, scale) -> list[Claim]: ...  # a pure function of the scale
         def measure(self, scale, seeds) -> Measured: ...  # trains + evaluates, returns metrics
 
 `run(paper, scale, seeds)` times `measure`, checks every claim against the measured metrics, and
@@ -46,7 +46,10 @@ class Paper:
     default_seeds: dict[str, list[int]] = {"smoke": [0], "cpu": [0], "gpu": [0]}
     figures_dir: Path = Path("results") / "figures"  # the runner points this into its results root
 
-    def claims(self) -> list:
+    def claims(self, scale: str) -> list:
+        """The paper's claims as checked at `scale`: a pure function of the scale (never of state
+        left by a `measure()` call), so a results file can be re-checked and a report rendered
+        without running anything."""
         raise NotImplementedError
 
     def measure(self, scale: str, seeds: list[int]) -> Measured:

@@ -8,6 +8,7 @@
     repro eval MODEL --scenario NAME [--shots K]     score a model on a harness scenario
     repro run PAPER|all      run reproductions (filled in by the paper modules)
     repro report             render results/REPORT.md
+    repro stability PAPER --scale cpu                re-run on disjoint seeds; do the verdicts hold?
     repro regress --baseline results/smoke           regression check against committed results
     repro regress --baseline results/smoke --update  re-run from an empty cache and make that the baseline
 
@@ -191,6 +192,26 @@ def cmd_run(args: argparse.Namespace) -> None:
         run_paper(paper, _resolve_scale(args.scale), args.seeds)
 
 
+def cmd_stability(args: argparse.Namespace) -> None:
+    import papers
+    from harness.stability import run_stability, stability_path
+
+    try:
+        paper = papers.get_paper(args.paper)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+    try:
+        report = run_stability(paper, _resolve_scale(args.scale), args.root, args.seeds)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(f"{paper.name} @ {report['scale']}: seeds {report['first_seeds']} vs {report['second_seeds']}")
+    for row in report["claims"]:
+        mark = "agree" if row["agree"] else ("OPPOSITE" if row["opposite"] else "differ")
+        print(f"  {row['id']:<8} {row['first']:<15} {row['second']:<15} {mark}")
+    print(f"{report['agreeing']} of {report['total']} verdicts agree; goal (>= 90%, no opposite flip) "
+          f"{'met' if report['goal']['met'] else 'not met'} -> {stability_path(args.root, paper.name)}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from harness.report import render
 
@@ -198,6 +219,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_regress(args: argparse.Namespace) -> None:
+    import json
     import tempfile
 
     import papers
@@ -225,7 +247,9 @@ def cmd_regress(args: argparse.Namespace) -> None:
         try:
             for path in sorted(baseline.glob("*.json")):
                 try:
-                    run_paper(papers.get_paper(path.stem), scale, root=scratch, quiet=True)
+                    # the baseline's own seeds: a verdict over three seeds is not one over one
+                    seeds = json.loads(path.read_text()).get("seeds")
+                    run_paper(papers.get_paper(path.stem), scale, seeds, root=scratch, quiet=True)
                 except KeyError as e:
                     raise UserError(e.args[0]) from None
         finally:
@@ -357,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto: gpu when CUDA is available, else cpu")
     run.add_argument("--seeds", type=int, nargs="+", default=None, help="override the paper's seeds")
     run.set_defaults(func=cmd_run)
+    stability = sub.add_parser("stability", help="re-run a paper on disjoint seeds and compare every verdict")
+    stability.add_argument("paper")
+    stability.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
+    stability.add_argument("--seeds", type=int, nargs="+", help="the second seed set (default: the next seeds "
+                                                                  "after the committed run's)")
+    stability.add_argument("--root", default="results")
+    stability.set_defaults(func=cmd_stability)
     report = sub.add_parser("report", help="render results/REPORT.md and figures from the results files")
     report.add_argument("--root", default="results")
     report.set_defaults(func=cmd_report)

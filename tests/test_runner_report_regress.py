@@ -17,26 +17,37 @@ from harness.runner import run_paper
 from repro_cli.main import main
 
 
+SEEDS = [0, 1, 2]
+
+
 class ToyPaper(papers.Paper):
     name = "toy"
     reported_key = "transformer_vaswani2017"  # any real key: the reported numbers are only shown
     citation = "a test double"
+    default_seeds = {"smoke": SEEDS}
 
-    def claims(self):
+    def __init__(self):
+        self.calls = []
+
+    def claims(self, scale):
         return [
-            Claim("TOY-C1", "the strong system beats the weak one", "test", "toy", greater("strong/toy/acc", "weak/toy/acc")),
+            Claim("TOY-C1", "the strong system beats the weak one", "test", "toy",
+                  greater("strong/toy/acc", "weak/toy/acc", delta=0.05), delta_source="a stated practical threshold"),
             Claim("TOY-C2", "the weak system beats the strong one", "test", "toy", greater("weak/toy/acc", "strong/toy/acc")),
             Claim("TOY-C3", "a metric nobody measured", "test", "toy", greater("missing/toy/acc", "weak/toy/acc")),
         ]
 
     def measure(self, scale, seeds):
-        strong = [i % 10 != 0 for i in range(200)]  # 90% correct
-        weak = [i % 2 == 0 for i in range(200)]  # 50% correct
+        (seed,) = seeds  # the runner calls the recipe once per training seed
+        self.calls.append(seeds)
+        strong = [(i + seed) % 10 != 0 for i in range(200)]  # 90% correct, a different 10% per seed
+        weak = [(i + seed) % 2 == 0 or (seed == 1 and i % 50 == 1) for i in range(200)]  # about 50%
         return papers.Measured(
-            metrics={"strong/toy/acc": accuracy(strong), "weak/toy/acc": accuracy(weak),
+            metrics={"strong/toy/acc": accuracy(strong), "weak/toy/acc": accuracy(weak), "missing/toy/acc": None,
                      "cost/toy/tokens_per_s": MetricResult.timing("tokens_per_s", 1000.0)},
             configs={"recipe": "fixed predictions", "scale": scale},
         )
+
 
 
 @pytest.fixture
@@ -47,13 +58,19 @@ def toy(monkeypatch):
 
 
 def test_run_writes_a_valid_file_with_computed_verdicts(tmp_path, toy):
-    path = run_paper(toy, "smoke", [0], root=tmp_path, quiet=True)
+    path = run_paper(toy, "smoke", SEEDS, root=tmp_path, quiet=True)
+    assert toy.calls == [[0], [1], [2]]  # one call per seed: no seed is silently dropped
     record = read_run(path)  # validates against the JSON schema
     status = {c["id"]: c["status"] for c in record.claims}
     assert status == {"TOY-C1": "reproduced", "TOY-C2": "not reproduced", "TOY-C3": "inconclusive"}
     assert record.metrics["strong/toy/acc"]["value"] == pytest.approx(0.9)
+    assert record.metrics["strong/toy/acc"]["extra"]["seeds"] == SEEDS and record.metrics["missing/toy/acc"] is None
+    evidence = next(c for c in record.claims if c["id"] == "TOY-C1")["evidence"]
+    assert "paired seeds" in evidence["method"]
+    one = read_run(run_paper(toy, "smoke", [0], root=tmp_path / "one", quiet=True))
+    assert {c["id"]: c["status"] for c in one.claims}["TOY-C1"] == "inconclusive"  # one seed never decides
     assert record.reported and record.git["sha"] and record.wall_time_s >= 0
-    run_paper(toy, "smoke", [0], root=tmp_path, quiet=True)  # a second run keeps the first in history
+    run_paper(toy, "smoke", SEEDS, root=tmp_path, quiet=True)  # a second run keeps the first in history
     assert len(list((tmp_path / "history").rglob("*.json"))) == 1
 
 
@@ -119,3 +136,37 @@ def test_regress_trains_afresh_instead_of_loading_cached_models(tmp_path, toy, m
     assert len(seen) == 1 and seen[0] != stale and not seen[0].exists()
     assert not seen[0].parent.exists()  # a passing check leaves no scratch run behind
     assert artifacts_dir() == stale  # the caller's setting is back afterwards
+
+
+def test_stability_reruns_on_disjoint_seeds_and_records_each_verdicts_agreement(tmp_path, toy, capsys):
+    from harness.stability import compare_verdicts, disjoint_seeds, read_stability
+
+    run_paper(toy, "smoke", SEEDS, root=tmp_path, quiet=True)
+    toy.calls.clear()
+    assert main(["stability", "toy", "--scale", "smoke", "--root", str(tmp_path)]) == 0
+    assert toy.calls == [[3], [4], [5]]  # disjoint from the committed 0, 1, 2
+    report = read_stability(tmp_path, "toy")
+    assert report["first_seeds"] == SEEDS and report["second_seeds"] == [3, 4, 5] and report["total"] == 3
+    assert "verdicts agree" in capsys.readouterr().out
+    assert disjoint_seeds([0, 1, 2]) == [3, 4, 5]
+    flip = compare_verdicts({"paper": "x", "scale": "cpu", "seeds": [0], "claims": [{"id": "A", "status": "reproduced"}]},
+                            {"paper": "x", "scale": "cpu", "seeds": [1], "claims": [{"id": "A", "status": "not reproduced"}]})
+    assert flip["opposite_flips"] == ["A"] and not flip["goal"]["met"]
+    assert main(["stability", "toy", "--scale", "smoke", "--root", str(tmp_path), "--seeds", "1", "7"]) == 2
+    assert "disjoint" in capsys.readouterr().err
+
+
+def test_the_report_opens_with_the_verdict_table_and_shows_claim_cards(tmp_path, toy):
+    run_paper(toy, "cpu", SEEDS, root=tmp_path, quiet=True)
+    run_paper(toy, "smoke", [0], root=tmp_path, quiet=True)
+    assert main(["stability", "toy", "--scale", "cpu", "--root", str(tmp_path)]) == 0
+    text = render(tmp_path).read_text()
+    summary = text.index("## Verdicts")
+    assert summary < text.index("## Scale: cpu") < text.index("## Appendix: smoke scale")
+    assert "| toy | cpu | 1 | 1 | 1 | 3 of 3 |" in text and "| toy | smoke | 0 | 0 | 3 | not run |" in text
+    card = text[text.index("#### TOY-C1"):text.index("#### TOY-C2")]
+    assert "δ (minimum effect of interest, stated before the run): 0.05 — a stated practical threshold" in card
+    assert "effect strong/toy/acc − weak/toy/acc: 0.4" in card and "paired seeds" in card
+    assert "seeds: 0, 1, 2" in card and "stability: held on seeds 3, 4, 5" in card
+    smoke_card = text[text.rindex("#### TOY-C1"):]
+    assert "one training seed" in smoke_card and "power:" in smoke_card

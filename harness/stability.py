@@ -1,0 +1,96 @@
+"""Do the verdicts survive a re-run? `repro stability PAPER --scale cpu`.
+
+A paper's committed results were measured on one set of training seeds. Stability re-runs the
+paper on a disjoint set of the same size and compares, claim by claim, the two verdicts. A verdict
+that another set of seeds flips was never a finding; the worst flip is reproduced <-> not
+reproduced, which no honest interval should allow. The comparison is written to
+results/stability/PAPER.json and shown beside each claim in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.claims import NOT_REPRODUCED, REPRODUCED
+from harness.results import read_run, run_path
+
+GOAL_AGREEMENT = 0.90  # the issue's goal: at least 90% of claims agree across two seed sets
+
+
+def disjoint_seeds(seeds: list[int]) -> list[int]:
+    """As many seeds as `seeds`, none of them: the next ones after the largest."""
+    start = max(seeds) + 1 if seeds else 0
+    return list(range(start, start + max(len(seeds), 1)))
+
+
+def compare_verdicts(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Per claim: both verdicts, whether they agree, and whether it is a flip between reproduced
+    and not reproduced (the two decided verdicts)."""
+    a = {c["id"]: c["status"] for c in first["claims"]}
+    b = {c["id"]: c["status"] for c in second["claims"]}
+    rows = []
+    for claim_id in a:
+        sa, sb = a[claim_id], b.get(claim_id, "missing")
+        rows.append({"id": claim_id, "first": sa, "second": sb, "agree": sa == sb,
+                     "opposite": {sa, sb} == {REPRODUCED, NOT_REPRODUCED}})
+    agree = sum(r["agree"] for r in rows)
+    return {"paper": first["paper"], "scale": first["scale"], "first_seeds": first["seeds"],
+            "second_seeds": second["seeds"], "claims": rows, "agreeing": agree, "total": len(rows),
+            "agreement": agree / len(rows) if rows else None,
+            "opposite_flips": [r["id"] for r in rows if r["opposite"]],
+            "goal": {"agreement": GOAL_AGREEMENT, "met": bool(rows) and agree / len(rows) >= GOAL_AGREEMENT
+                     and not any(r["opposite"] for r in rows)},
+            "first_git": first.get("git", {}).get("sha"), "second_git": second.get("git", {}).get("sha")}
+
+
+def stability_path(root: str | os.PathLike, paper: str) -> Path:
+    return Path(root) / "stability" / f"{paper}.json"
+
+
+def write_stability(report: dict[str, Any], root: str | os.PathLike = "results") -> Path:
+    """Atomically write results/stability/PAPER.json (a crash never leaves half a file)."""
+    path = stability_path(root, report["paper"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_stability(root: str | os.PathLike, paper: str) -> dict[str, Any] | None:
+    path = stability_path(root, paper)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_stability(paper, scale: str, root: str | os.PathLike = "results", seeds: list[int] | None = None,
+                  quiet: bool = False) -> dict[str, Any]:
+    """Re-run `paper` at `scale` on seeds disjoint from its committed results (or `seeds`), into a
+    scratch results root so the committed file stays, and write the comparison."""
+    from harness.runner import run_paper
+
+    committed = run_path(root, scale, paper.name)
+    if not committed.is_file():
+        raise FileNotFoundError(f"no committed results at {committed} to compare with; run "
+                                f"`repro run {paper.name} --scale {scale}` first")
+    first = read_run(committed).to_dict()
+    second_seeds = list(seeds) if seeds else disjoint_seeds(first["seeds"])
+    overlap = set(second_seeds) & set(first["seeds"])
+    if overlap:
+        raise ValueError(f"the second seed set must be disjoint from the committed {first['seeds']}; "
+                         f"{sorted(overlap)} appear in both")
+    scratch = Path(tempfile.mkdtemp(prefix=f"repro-stability-{paper.name}-"))
+    second = read_run(run_paper(paper, scale, second_seeds, root=scratch, quiet=quiet)).to_dict()
+    report = compare_verdicts(first, second)
+    report["second_results"] = str(scratch / scale / f"{paper.name}.json")
+    write_stability(report, root)
+    return report

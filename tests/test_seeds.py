@@ -1,0 +1,141 @@
+"""Seeds as the unit of evidence: intervals over training seeds and test items, a minimum effect
+δ per comparison (with its equivalence test), power notes, and one seed never deciding."""
+
+import math
+
+import numpy as np
+import pytest
+
+import harness.claims as C
+from harness.metrics import MetricResult, mean_with_ci
+from harness.seeds import across_seeds, power_note, seed_interval
+
+REP, NOT, INC = C.REPRODUCED, C.NOT_REPRODUCED, C.INCONCLUSIVE
+
+
+def seeded(name, per_seed_items: dict[int, list[float]]) -> MetricResult:
+    """A metric measured on several seeds, each a mean over the same items."""
+    return across_seeds(name, {s: mean_with_ci(name, items) for s, items in per_seed_items.items()})
+
+
+def arm(mean_by_seed: dict[int, float], n_items=200, item_sd=0.5, rng=None) -> dict[int, list[float]]:
+    rng = rng or np.random.default_rng(0)
+    base = rng.normal(0, item_sd, n_items)  # item difficulty, shared by every seed and arm
+    return {s: list(base + mu) for s, mu in mean_by_seed.items()}
+
+
+def test_across_seeds_keeps_every_seed_and_averages():
+    m = seeded("acc", {0: [1, 0, 1, 1], 1: [0, 0, 1, 1], 2: [1, 1, 1, 1]})
+    assert m.value == pytest.approx((0.75 + 0.5 + 1.0) / 3)
+    assert m.extra["seeds"] == [0, 1, 2] and m.extra["per_seed"] == [0.75, 0.5, 1.0]
+    assert len(m.extra["seed_items"]) == 3 and m.ci_low < m.value < m.ci_high
+    one = seeded("acc", {4: [1, 0, 1, 1]})
+    assert one.extra["seeds"] == [4] and (one.ci_low, one.ci_high) == (mean_with_ci("acc", [1, 0, 1, 1]).ci_low,
+                                                                       mean_with_ci("acc", [1, 0, 1, 1]).ci_high)
+
+
+def test_the_paired_interval_is_the_t_interval_of_seed_differences_plus_the_item_term():
+    a = seeded("a", {0: [1.0, 2.0, 3.0], 1: [2.0, 3.0, 4.0], 2: [1.5, 2.5, 3.5]})
+    b = seeded("b", {0: [0.0, 1.0, 2.0], 1: [0.0, 1.0, 2.0], 2: [0.0, 1.0, 2.0]})
+    iv = seed_interval(a, b)
+    d = np.array([1.0, 2.0, 1.5])  # per-seed differences; every item differs by the same amount
+    half = 4.302652729911275 * math.sqrt(d.var(ddof=1) / 3)  # t(0.975, 2)
+    assert iv.seeds == 3 and iv.point == pytest.approx(1.5) and iv.item_var == pytest.approx(0.0)
+    assert (iv.lo, iv.hi) == (pytest.approx(1.5 - half), pytest.approx(1.5 + half))
+
+
+def test_item_noise_stays_when_seeds_agree_exactly():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1, 100)
+    a = seeded("a", {s: list(noise + 0.1) for s in range(3)})
+    b = seeded("b", {s: list(np.zeros(100)) for s in range(3)})
+    iv = seed_interval(a, b)
+    assert iv.seed_sd == pytest.approx(0.0, abs=1e-12) and iv.item_var == pytest.approx(noise.var(ddof=1) / 100)
+    assert iv.lo < 0.1 < iv.hi and iv.hi - iv.lo > 0.1  # the test set's noise is not averaged away by seeds
+
+
+def test_intervals_over_seeds_cover_the_true_effect():
+    """Simulated arms: a true effect of 0.2, training noise per seed (sd 0.3) and item noise: the
+    95% interval over 3 paired seeds must cover 0.2 about 95% of the time; the item-only bootstrap
+    of one seed, blind to training noise, covers it far less often."""
+    rng = np.random.default_rng(7)
+    covered, covered_items_only, trials = 0, 0, 300
+    for _ in range(trials):
+        items = rng.normal(0, 0.5, 150)
+        per_seed_a = {s: list(items + 0.2 + rng.normal(0, 0.3) + rng.normal(0, 0.1, 150)) for s in range(3)}
+        per_seed_b = {s: list(items + rng.normal(0, 0.3) + rng.normal(0, 0.1, 150)) for s in range(3)}
+        iv = seed_interval(seeded("a", per_seed_a), seeded("b", per_seed_b))
+        covered += iv.lo <= 0.2 <= iv.hi
+        # the item-level paired bootstrap of one seed's metrics (no seed information)
+        d = C._difference("a", mean_with_ci("a", per_seed_a[0]), "b", mean_with_ci("b", per_seed_b[0]))
+        covered_items_only += d.lo <= 0.2 <= d.hi
+    assert covered / trials >= 0.92
+    assert covered_items_only / trials < 0.6
+
+
+def test_delta_rules_reproduced_smaller_than_delta_equivalent_opposite_and_open():
+    def case(effects):
+        a = seeded("a", arm({s: e for s, e in enumerate(effects)}, rng=np.random.default_rng(0)))
+        b = seeded("b", arm({s: 0.0 for s in range(len(effects))}, rng=np.random.default_rng(0)))
+        return {"a": a, "b": b}
+
+    big = C.greater("a", "b", delta=0.5).evaluate(case([1.0, 1.1, 0.9]))
+    assert big.status == REP and "smaller_than_delta" not in big.evidence
+    small = C.greater("a", "b", delta=0.5).evaluate(case([0.10, 0.11, 0.09]))
+    assert small.status == REP and small.evidence["smaller_than_delta"] and "smaller than the claim's" in small.explanation
+    equivalent = C.greater("a", "b", delta=0.5).evaluate(case([0.01, -0.01, 0.0]))
+    assert equivalent.status == NOT and "within ±δ" in equivalent.explanation
+    opposite = C.greater("a", "b", delta=0.5).evaluate(case([-1.0, -1.1, -0.9]))
+    assert opposite.status == NOT and "opposite direction" in opposite.explanation
+    noisy = C.greater("a", "b", delta=0.5).evaluate(case([0.6, -0.5, 0.4]))
+    assert noisy.status == INC
+    power = noisy.evidence["power"]
+    assert power["minimum_detectable_effect"] > 0.5 and power["seeds_needed"] > 3
+    # no δ: nothing can be declared equivalent, and the verdict says so
+    assert C.greater("a", "b").evaluate(case([0.01, -0.01, 0.0])).status == INC
+
+
+def test_one_training_seed_never_decides_but_keeps_its_reading():
+    a = seeded("a", arm({0: 1.0}))
+    b = seeded("b", arm({0: 0.0}))
+    v = C.greater("a", "b", delta=0.2).evaluate({"a": a, "b": b})
+    assert v.status == INC and v.evidence["single_seed_reading"] == REP and "one training seed" in v.explanation
+    assert "run at least 3 seeds" in v.evidence["power"]["advice"]
+    sweep = C.monotone(["a", "b"], "decreasing").evaluate({"a": a, "b": b})
+    assert sweep.status == INC and sweep.evidence["single_seed_reading"] == REP
+
+
+def test_more_seeds_needed_for_a_smaller_delta_and_items_when_the_test_set_is_the_limit():
+    a = seeded("a", arm({0: 0.3, 1: 0.1, 2: 0.2}))
+    b = seeded("b", arm({0: 0.0, 1: 0.0, 2: 0.0}))
+    iv = seed_interval(a, b)
+    assert power_note(iv, 0.05)["seeds_needed"] is None or power_note(iv, 0.05)["seeds_needed"] >= \
+        power_note(iv, 0.2)["seeds_needed"]
+    noisy_items = seeded("a", {s: list(np.random.default_rng(s).normal(0, 5, 20)) for s in range(3)})
+    flat = seeded("b", {s: [0.0] * 20 for s in range(3)})
+    note = power_note(seed_interval(noisy_items, flat), 0.1)
+    assert note["seeds_needed"] is None and "more test items" in note["advice"]
+
+
+def test_unpaired_arms_use_welch():
+    a = seeded("a", arm({0: 1.0, 1: 1.2, 2: 0.8}))
+    b = seeded("b", arm({10: 0.0, 11: 0.1, 12: -0.1}))
+    iv = seed_interval(a, b)
+    assert "Welch" in iv.method and iv.lo > 0
+
+
+def test_delta_must_be_positive():
+    with pytest.raises(ValueError, match="minimum effect of interest"):
+        C.greater("a", "b", delta=0)
+    with pytest.raises(ValueError, match="minimum effect of interest"):
+        C.monotone(["a", "b"], delta=-1)
+
+
+def test_corpus_metrics_carry_their_test_set_noise_from_each_seeds_ci():
+    """BLEU or perplexity have no per-item values; each seed's own CI stands in for the item term."""
+    a = across_seeds("bleu", {s: MetricResult("bleu", v, 500, v - 2.0, v + 2.0) for s, v in enumerate([20.0, 20.1, 19.9])})
+    b = across_seeds("bleu", {s: MetricResult("bleu", v, 500, v - 2.0, v + 2.0) for s, v in enumerate([19.0, 19.1, 18.9])})
+    iv = seed_interval(a, b)
+    assert iv.seed_sd == pytest.approx(0.0, abs=1e-9) and iv.item_var == pytest.approx(2 * (2.0 / 1.959964) ** 2, rel=1e-4)
+    assert iv.lo < 0 < iv.hi  # a 1-point gap inside ±2-point test-set intervals is not decided by seeds agreeing
+    assert "each seed's CI" in iv.method and a.ci_low < 20.0 - 1.0
