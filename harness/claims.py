@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from harness.metrics import MetricResult, _plain, paired_bootstrap_diff, paired_bootstrap_ratio
-from harness.seeds import SeedInterval, power_note, seed_interval
+from harness.seeds import SeedInterval, power_note, seed_interval, seeds_of
 
 __all__ = [
     "INCONCLUSIVE",
@@ -206,6 +206,15 @@ def _fmt_interval(iv: _Interval) -> str:
     return f"{_fmt(iv.point)} [{_fmt(iv.lo)}, {_fmt(iv.hi)}]"
 
 
+def _one_seed_rule(single_seed: bool, status: str, why: str, extra: dict[str, Any]) -> tuple[str, str]:
+    """One training seed per arm never decides: the verdict becomes inconclusive and keeps, in
+    `extra`, what it would have read."""
+    if single_seed and status != INCONCLUSIVE:
+        extra["single_seed_reading"] = status
+        return INCONCLUSIVE, f"one training seed per arm cannot decide a training-time effect (it would read {status}: {why})"
+    return status, why
+
+
 def _decide(gain: _Interval, delta: float | None, threshold: float = 0.0) -> tuple[str, str, dict[str, Any]]:
     """The one verdict rule of every comparison. `gain` is the effect's interval signed so that
     positive is the claimed direction; `delta` the claim's minimum effect of interest (stated
@@ -233,10 +242,7 @@ def _decide(gain: _Interval, delta: float | None, threshold: float = 0.0) -> tup
         status = INCONCLUSIVE
         why = "the interval contains " + (f"the margin {t:g}" if t else "0") + (
             f" and reaches beyond ±δ = {delta:g}" if delta else " (no δ stated: no equivalence test)")
-    if gain.single_seed and status != INCONCLUSIVE:
-        extra["single_seed_reading"] = status
-        why = f"one training seed per arm cannot decide a training-time effect (it would read {status}: {why})"
-        status = INCONCLUSIVE
+    status, why = _one_seed_rule(gain.single_seed, status, why, extra)
     if status == INCONCLUSIVE and gain.seeds is not None:
         extra["power"] = power_note(gain.seeds, delta)
         why += "; " + extra["power"].get("advice", f"minimum detectable effect "
@@ -374,14 +380,16 @@ class _ApproxEqual(Predicate):
         a, b = metrics[self.a_key], metrics[self.b_key]
         diff = _difference(self.a_key, a, self.b_key, b)
         t = self.tolerance
+        extra: dict[str, Any] = {}
         if diff.lo >= -t and diff.hi <= t:
             status, why = REPRODUCED, f"the CI lies within ±{t:g}"
         elif diff.lo > t or diff.hi < -t:
             status, why = NOT_REPRODUCED, f"the CI lies entirely outside ±{t:g}"
         else:
             status, why = INCONCLUSIVE, f"the CI is too wide to decide against ±{t:g}"
+        status, why = _one_seed_rule(diff.single_seed, status, why, extra)
         evidence = {"metrics": {self.a_key: _summary(a), self.b_key: _summary(b)}, "difference": diff.as_dict(),
-                    "tolerance": t, "method": diff.method}
+                    "tolerance": t, "method": diff.method, **extra}
         return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff)}; {why}")
 
 
@@ -440,8 +448,11 @@ class _WithinRatio(Predicate):
             status, why = NOT_REPRODUCED, "entirely outside"
         else:
             status, why = INCONCLUSIVE, "partly outside"
+        extra: dict[str, Any] = {}
+        one_seed = any(len(seeds_of(m) or [0, 1]) < 2 for m in (a, b))
+        status, why = _one_seed_rule(one_seed, status, why, extra)
         evidence = {"metrics": {self.a_key: _summary(a), self.b_key: _summary(b)}, "ratio": ratio.as_dict(),
-                    "reported_ratio": self.reported_ratio, "band": [lo, hi], "method": ratio.method}
+                    "reported_ratio": self.reported_ratio, "band": [lo, hi], "method": ratio.method, **extra}
         return Verdict(status, evidence, f"{self.a_key}/{self.b_key} = {_fmt_interval(ratio)}, {why} the band "
                                          f"[{lo:.4g}, {hi:.4g}] around the paper's {self.reported_ratio:g}")
 

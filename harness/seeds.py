@@ -72,9 +72,10 @@ def across_seeds(name: str, per_seed: Mapping[int, MetricResult | Mapping[str, A
     values = [m.value for m in metrics]
     extra: dict[str, Any] = {"seeds": seeds, "per_seed": values}
     first = metrics[0].extra
-    for key in ("scale", "timing", "exact"):  # what the metric is, shared by every seed's copy
-        if key in first:
-            extra[key] = first[key]
+    per_seed_data = {"items", "item_ids", "seeds", "per_seed", "seed_items", "per_seed_ci"}
+    for key, value in first.items():  # what the metric is (its scale, reported_id, ...): shared by every seed's copy
+        if key not in per_seed_data and all(m.extra.get(key) == value for m in metrics[1:]):
+            extra[key] = value
     if all(m.has_ci for m in metrics):  # each seed's own (test-set) interval: the item term of corpus metrics
         extra["per_seed_ci"] = [[m.ci_low, m.ci_high] for m in metrics]
     items = [m.items for m in metrics]

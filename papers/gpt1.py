@@ -29,12 +29,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.claims import Claim, all_of, greater, monotone
+from harness.claims import Claim, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, matthews_corrcoef
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, register
-from papers.glue import TASKS, EpochPlan, GlueTask, average_score, load_rows, task_metrics
+from papers.glue import (
+    MAJORITY,
+    TASKS,
+    EpochPlan,
+    GlueTask,
+    above_floor,
+    average_score,
+    floor_metric,
+    gap_key,
+    glue_delta,
+    load_rows,
+    load_tuning_rows,
+    majority,
+    majority_part,
+    over_majority,
+    task_metrics,
+)
 from repro.config import ModelConfig
 from repro.model import LanguageModel
 from repro.model.heads import IGNORE_INDEX, ModelOutput, last_token_index
@@ -82,6 +98,11 @@ class ScaleSettings:
     # pre-trained nor the from-scratch network leaves chance on SST-2 dev (54.8% / 50.9%, cpu scale,
     # 2,400 examples). Of 2.5e-4, 1e-3 and 3e-3 we took the best for the from-scratch baseline (1e-3:
     # 60.4%; 3e-3 breaks it), so the choice does not favour pre-training; it equals the pre-training peak.
+    # Where the cpu rate came from, and its defect: it was chosen on the SST-2 *dev* items, the same items
+    # that decide G1-C1..C4's verdicts. `tune_finetune_lr` re-makes the choice on a tuning split carved
+    # from the training split (`glue.load_tuning_rows`, disjoint from the training examples), never on
+    # dev; run it (3 fine-tunings) and set the rate from its answer before the next cpu run. Not re-run
+    # here: it needs the compute of a cpu session.
     finetune_lr: float
     # fine-tuning: training examples per task (a seeded subset; None = the whole train split)
     train_examples: tuple[tuple[str, int | None], ...]
@@ -351,14 +372,16 @@ class TaskData:
     val_labels: list[float]
 
 
+def encode_rows(task: GlueTask, rows: list[dict], tokenizer, special: SpecialTokens, max_len: int) -> tuple[list, list[float]]:
+    """(inputs, labels) of GLUE rows in §3.3's input format."""
+    return [task_inputs(task, r, tokenizer, special, max_len) for r in rows], [float(r["label"]) for r in rows]
+
+
 def load_task(task: GlueTask, tokenizer, special: SpecialTokens, max_len: int, n_train: int | None,
               n_val: int | None, seed: int = 0) -> TaskData:
     train_rows, val_rows = load_rows(task, n_train, n_val, seed)
-
-    def encode(rows):
-        return [task_inputs(task, r, tokenizer, special, max_len) for r in rows], [float(r["label"]) for r in rows]
-
-    return TaskData(task, *encode(train_rows), *encode(val_rows))
+    return TaskData(task, *encode_rows(task, train_rows, tokenizer, special, max_len),
+                    *encode_rows(task, val_rows, tokenizer, special, max_len))
 
 
 class EpochBatches:
@@ -439,11 +462,14 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def zero_shot(model: LanguageModel, tokenizer, s: ScaleSettings) -> dict[str, MetricResult]:
     """§5 "Zero-shot behaviors": SST-2 appends "very" and compares "positive" vs "negative";
-    CoLA thresholds the mean token log-probability (the cut is set on CoLA train sentences)."""
+    CoLA thresholds the mean token log-probability (the cut is set on CoLA train sentences). With
+    each heuristic's score over the majority class's on the same items (`<task>/over_majority`)."""
     from repro.data import load
 
     lm = ReproLM(model, tokenizer, batch_size=64, device=DEVICE)
-    sst2 = run_scenario(lm, get_scenario("sst2:gpt1_very", limit=s.zero_shot_limit)).metrics["acc"]
+    out = run_scenario(lm, get_scenario("sst2:gpt1_very", limit=s.zero_shot_limit))
+    sst2_preds = np.array([row["pred"] for row in out.per_item])
+    sst2_golds = np.array([row["label"] for row in out.per_item])
     train, val = load("glue/cola", "train"), load("glue/cola", "validation")
     fit = train.select(range(min(s.cola_threshold_examples, len(train))))
     scored = val.select(range(min(s.zero_shot_limit or len(val), len(val))))
@@ -451,7 +477,37 @@ def zero_shot(model: LanguageModel, tokenizer, s: ScaleSettings) -> dict[str, Me
     preds = (mean_token_logprobs(lm, scored["sentence"]) > cut).astype(int).tolist()
     cola = matthews_corrcoef(preds, list(scored["label"]))
     cola.extra["threshold"] = cut
-    return {"sst2/acc": sst2, "cola/mcc": cola}
+    sst2_train = list(load("glue/sst2", "train")["label"])
+    return {"sst2/acc": out.metrics["acc"], "cola/mcc": cola,
+            "sst2/over_majority": over_majority(TASKS["sst2"], sst2_preds, sst2_golds, sst2_train),
+            "cola/over_majority": over_majority(TASKS["cola"], np.asarray(preds), np.asarray(scored["label"]),
+                                                list(train["label"]))}
+
+
+def tune_finetune_lr(scale: str, candidates: tuple[float, ...] = (2.5e-4, 1e-3, 3e-3), task: str = "sst2",
+                     n_tune: int = 872, seed: int = 0, pretrained: bool = False) -> dict[float, float]:
+    """Choose the fine-tuning rate without the dev items that decide the verdicts: fine-tune on the
+    scale's training examples of `task` at each candidate rate and score the task's metric on
+    `n_tune` further training examples held out for the choice (`glue.load_tuning_rows`; 872 = the
+    size of SST-2 dev). As the cpu rate was first chosen, the from-scratch baseline is the one tuned
+    (`pretrained=False`), so the choice cannot favour pre-training. Not called by `measure`: it costs
+    len(candidates) fine-tunings (and the scale's pre-training, cached, for the tokenizer)."""
+    s = SCALES[scale]
+    result = train_run(pretrain_config(s, seed))
+    tok, base = result.tokenizer, result.model
+    special, glue_task = SpecialTokens.after(len(tok)), TASKS[task]
+    n_train = dict(s.train_examples)[task]
+    if n_train is None:
+        raise ValueError(f"{scale}: {task} trains on its whole training split; nothing is left to tune on")
+    train_rows, tune_rows = load_tuning_rows(glue_task, n_train, n_tune, seed=0)  # load_task's training rows
+    data = TaskData(glue_task, *encode_rows(glue_task, train_rows, tok, special, s.block_size),
+                    *encode_rows(glue_task, tune_rows, tok, special, s.block_size))  # tuning rows in the val slot
+    scores = {}
+    for lr in candidates:
+        ft = dataclasses.replace(s.finetune, lr=lr)
+        preds = finetune_job(base.config, base.state_dict(), data, ft, seed, pretrained, None, True, tok.pad_token_id)
+        scores[lr] = task_metrics(glue_task, preds, np.asarray(data.val_labels))[glue_task.score].value
+    return scores
 
 
 # ----------------------------------------------------------------------------------------------
@@ -462,48 +518,109 @@ def _score_key(variant: str, task: str) -> str:
     return f"{variant}/{task}/{TASKS[task].score}"
 
 
+def _points(a: float, b: float) -> float:
+    return round(a - b, 2)
+
+
+# Table 5 (x100): full, w/o pre-training, w/o aux LM, LSTM; our tasks' columns and the Avg
+TABLE5 = {"full": {"cola": 45.4, "sst2": 91.3, "mrpc": 82.3, "stsb": 82.0, "rte": 56.0, "avg": 74.7,
+                   "mnli": 81.8, "qqp": 70.3},
+          "scratch": {"cola": 18.9, "sst2": 84.0, "mrpc": 79.4, "stsb": 30.9, "rte": 53.8, "avg": 59.9},
+          "noaux": {"cola": 47.9, "sst2": 92.0, "mrpc": 84.9, "stsb": 83.2, "rte": 54.4, "avg": 75.0,
+                    "mnli": 81.1, "qqp": 69.8},
+          "lstm": {"avg": 69.1}}
+# G1-C3's "helps the larger datasets": the paper's large datasets, MNLI and QQP (mean of the two gains)
+AUX_GAIN = (_points(TABLE5["full"]["mnli"], TABLE5["noaux"]["mnli"]) + _points(TABLE5["full"]["qqp"], TABLE5["noaux"]["qqp"])) / 2
+# "... but not the small ones": CoLA and MRPC, where the run without it scores higher (mean of the two)
+NOAUX_GAIN = (_points(TABLE5["noaux"]["cola"], TABLE5["full"]["cola"]) + _points(TABLE5["noaux"]["mrpc"], TABLE5["full"]["mrpc"])) / 2
+PRACTICAL_ZERO_SHOT_DELTA = 0.02  # G1-C5: 2 points, as the GLUE claims' threshold
+GATE = "; read only once the model the claim prefers beats the majority class"
+
+
 @register
 class GPT1(Paper):
     name = "gpt1"
     reported_key = "gpt1_radford2018"
     citation = "Radford et al. 2018, Improving Language Understanding by Generative Pre-Training"
-    default_seeds = {"smoke": [0], "cpu": [0], "gpu": [0, 1]}
+    # Each seed pre-trains the Transformer and the LSTM and runs every fine-tuning: one cpu seed took
+    # 353 s, so 3 seeds per arm fit the 20-minute cpu budget.
+    default_seeds = {"smoke": [0], "cpu": [0, 1, 2], "gpu": [0, 1, 2]}
 
-    def __init__(self, scale: str = "smoke"):
-        self._scale = scale
-
-    def claims(self) -> list[Claim]:
-        s = SCALES[self._scale]
+    def claims(self, scale: str) -> list[Claim]:
+        """A pure function of the scale. Every claim compares classifiers (or zero-shot heuristics),
+        so each is read only once the model it prefers beats the majority class on every task it
+        reads (`glue.above_floor`): per task for per-task claims, on each task of an average."""
+        s = SCALES[scale]
         zs = s.snapshot_steps
+        last = f"zeroshot/step{zs[-1]}"
+        scratch_gain = {t: _points(TABLE5["full"][t], TABLE5["scratch"][t]) for t in TASKS}
+        lstm_gain = _points(TABLE5["full"]["avg"], TABLE5["lstm"]["avg"])
         return [
-            Claim("G1-C1", "Generative pre-training + fine-tuning beats the same network trained from scratch, on every task",
+            Claim("G1-C1", "Generative pre-training + fine-tuning beats the same network trained from scratch, on every "
+                           "task (each task read once the pre-trained model beats its majority class)",
                   "Table 5", self.name,
-                  all_of(*[greater(_score_key("full", t), _score_key("scratch", t)) for t in TASKS]),
-                  {"avg": (74.7, 59.9)}),
-            Claim("G1-C2", "The Transformer transfers better than an LSTM of similar size (average score)",
-                  "Table 5", self.name, greater("full/avg", "lstm/avg"), {"avg": (74.7, 69.1)}),
+                  all_of(*[provided(above_floor(gap_key("full", t)),
+                                    greater(_score_key("full", t), _score_key("scratch", t), delta=glue_delta(scratch_gain[t])))
+                           for t in TASKS]),
+                  {"avg": (74.7, 59.9)},
+                  delta_source="Table 5, full minus w/o pre-training per task ("
+                               + ", ".join(f"{t} {scratch_gain[t]:g}" for t in TASKS)
+                               + " points), each capped at the 2-point practical threshold (glue.glue_delta): δ "
+                               + ", ".join(f"{t} {glue_delta(scratch_gain[t]):g}" for t in TASKS) + GATE),
+            Claim("G1-C2", "The Transformer transfers better than an LSTM of similar size (average score; read once the "
+                           "Transformer beats the majority class on every task)",
+                  "Table 5", self.name,
+                  provided(above_floor(*[gap_key("full", t) for t in TASKS]),
+                           greater("full/avg", "lstm/avg", delta=glue_delta(lstm_gain))),
+                  {"avg": (74.7, 69.1)},
+                  delta_source=f"Table 5 Avg, 74.7 vs 69.1 ({lstm_gain:g} points), capped at the 2-point practical "
+                               f"threshold: δ {glue_delta(lstm_gain):g}" + GATE),
             Claim("G1-C3", f"The auxiliary LM loss helps the larger datasets ({', '.join(LARGE_TASKS)} here) "
                   f"but not the small ones ({', '.join(SMALL_TASKS)}: there the run without it scores higher)",
                   "Table 5", self.name,
-                  all_of(*[greater(_score_key("full", t), _score_key("noaux", t)) for t in LARGE_TASKS],
-                         *[greater(_score_key("noaux", t), _score_key("full", t)) for t in SMALL_TASKS])),
-            Claim("G1-C4", f"Transferring more pre-trained layers helps ({' + '.join(s.sweep_tasks)} average score)",
+                  all_of(*[provided(above_floor(gap_key("full", t)),
+                                    greater(_score_key("full", t), _score_key("noaux", t), delta=glue_delta(AUX_GAIN)))
+                           for t in LARGE_TASKS],
+                         *[provided(above_floor(gap_key("noaux", t)),
+                                    greater(_score_key("noaux", t), _score_key("full", t), delta=glue_delta(NOAUX_GAIN)))
+                           for t in SMALL_TASKS]),
+                  delta_source=f"Table 5: the aux LM gains on the paper's large datasets, MNLI and QQP, average "
+                               f"{AUX_GAIN:g} points (δ {glue_delta(AUX_GAIN):g} for ours); without it CoLA and MRPC gain "
+                               f"{NOAUX_GAIN:g} points on average, capped at the 2-point practical threshold (δ "
+                               f"{glue_delta(NOAUX_GAIN):g} for the small tasks)" + GATE),
+            Claim("G1-C4", f"Transferring more pre-trained layers helps ({' + '.join(s.sweep_tasks)} average score; read "
+                           "once the fully transferred model beats the majority class)",
                   "Fig. 2 left", self.name,
-                  monotone([f"layers{k}/avg" for k in range(s.n_layer + 1)], "increasing", steps="means")),
-            Claim("G1-C5", "Zero-shot heuristic scores rise steadily with pre-training updates",
+                  provided(above_floor(*[gap_key("full", t) for t in s.sweep_tasks]),
+                           monotone([f"layers{k}/avg" for k in range(s.n_layer + 1)], "increasing", delta=glue_delta(9.0))),
+                  delta_source="Fig. 2 left: up to ~9 points on MultiNLI from no layers to all (papers.md: M), capped at "
+                               f"the 2-point practical threshold: δ {glue_delta(9.0):g} for all layers minus none" + GATE),
+            Claim("G1-C5", "Zero-shot heuristic scores rise steadily with pre-training updates (each read once the last "
+                           "snapshot beats the majority class)",
                   "Fig. 2 right", self.name,
-                  all_of(monotone([f"zeroshot/step{z}/sst2/acc" for z in zs], "increasing", steps="means"),
-                         monotone([f"zeroshot/step{z}/cola/mcc" for z in zs], "increasing", steps="means"))),
+                  all_of(provided(above_floor(gap_key(last, "sst2")),
+                                  monotone([f"zeroshot/step{z}/sst2/acc" for z in zs], "increasing",
+                                           delta=PRACTICAL_ZERO_SHOT_DELTA)),
+                         provided(above_floor(gap_key(last, "cola")),
+                                  monotone([f"zeroshot/step{z}/cola/mcc" for z in zs], "increasing",
+                                           delta=PRACTICAL_ZERO_SHOT_DELTA))),
+                  delta_source="Fig. 2 right has no tabulated numbers (papers.md: M); a stated practical threshold of "
+                               f"{100 * PRACTICAL_ZERO_SHOT_DELTA:g} points (accuracy, MCC x100) from the first snapshot "
+                               "to the last" + GATE),
         ]
 
     def measure(self, scale: str, seeds: list[int]) -> Measured:
+        """Pre-train, fine-tune every variant on every task and score, all with the one seed the
+        runner passes (it calls this once per seed and merges the metrics over seeds)."""
+        if len(seeds) != 1:
+            raise ValueError(f"measure() runs one seed (the runner loops over seeds), got {seeds}")
+        seed = seeds[0]
         s = SCALES[scale]
-        self._scale = scale
         ft = s.finetune
         metrics: dict[str, MetricResult] = {}
 
         # 1. Pre-training: the Transformer (cached, shared) and the LSTM on the same tokens.
-        run = pretrain_config(s, seeds[0])
+        run = pretrain_config(s, seed)
         result = train_run(run)
         tok, transformer = result.tokenizer, result.model
         lstm, lstm_loss, lstm_cached = pretrain_lstm(run, tok, s)
@@ -512,7 +629,7 @@ class GPT1(Paper):
             if loss is not None:  # from a few held-out windows: no CI
                 metrics[f"pretrain/{label}/val_loss"] = MetricResult("val_loss", float(loss), run.data.val_batches)
 
-        # 2. Fine-tuning, every variant of Table 5 and Fig. 2 left, every task, every seed.
+        # 2. Fine-tuning, every variant of Table 5 and Fig. 2 left, every task.
         special = SpecialTokens.after(len(tok))
         pad_id = tok.pad_token_id
         n_train = dict(s.train_examples)
@@ -524,26 +641,28 @@ class GPT1(Paper):
         runs += [(f"layers{k}", transformer, t, k, True) for k in range(s.n_layer) for t in s.sweep_tasks]
         bases = {id(m): (m.config, m.state_dict()) for m in (transformer, lstm)}
         jobs = [(*bases[id(base)], data[t], ft, seed, variant != "scratch", n_layers, aux, pad_id)
-                for variant, base, t, n_layers, aux in runs for seed in seeds]
-        predicted = iter(run_parallel(finetune_job, jobs, desc="gpt1: fine-tuning"))  # independent: in parallel
-        preds: dict[tuple[str, str], np.ndarray] = {}
-        for variant, base, t, n_layers, aux in runs:
-            preds[variant, t] = np.concatenate([next(predicted) for _ in seeds])
+                for variant, base, t, n_layers, aux in runs]
+        predicted = run_parallel(finetune_job, jobs, desc="gpt1: fine-tuning")  # independent: in parallel
+        preds: dict[tuple[str, str], np.ndarray] = {(variant, t): p for (variant, _, t, _, _), p in zip(runs, predicted)}
         for t in s.sweep_tasks:  # all N layers transferred is the full run
             preds[f"layers{s.n_layer}", t] = preds["full", t]
+        for t in TASKS:  # the constant answer: the floor every claim is read above
+            preds[MAJORITY, t] = majority_part(TASKS[t], data[t].train_labels, data[t].val_labels)[1]
 
         scored: dict[str, list] = {}
         for (variant, t), p in preds.items():
             task = TASKS[t]
-            golds = np.tile(np.asarray(data[t].val_labels), len(seeds))
+            golds = np.asarray(data[t].val_labels)
             for name, m in task_metrics(task, p, golds).items():
                 if variant in VARIANTS and name == task.score:  # shown beside the Table 5 cell
                     m.extra["reported_id"] = f"{VARIANTS[variant]}_{task.reported}"
-                m.extra["n_seeds"] = len(seeds)
                 metrics[f"{variant}/{t}/{name}"] = m
+            if variant != MAJORITY:
+                metrics[gap_key(variant, t)] = over_majority(task, p, golds, data[t].train_labels)
             scored.setdefault(variant, []).append((task, p, golds, metrics[f"{variant}/{t}/{task.score}"]))
+        metrics.update(floor_metric())
         for variant, parts in scored.items():
-            if variant in ("full", "scratch", "lstm"):
+            if variant in ("full", "scratch", "lstm", MAJORITY):
                 metrics[f"{variant}/avg"] = average_score(parts)
         for k in range(s.n_layer + 1):
             metrics[f"layers{k}/avg"] = average_score([x for x in scored[f"layers{k}"] if x[0].name in s.sweep_tasks])
@@ -564,8 +683,8 @@ class GPT1(Paper):
         configs = {"pretrain": run.to_dict(), "lstm": {"cell": "lstm", "n_layer": 1, "d_model": s.d_model,
                                                          "d_hidden": s.lstm_hidden},
                    "finetune": dataclasses.asdict(ft), "train_examples": n_train, "eval_examples": s.eval_examples,
-                   "sweep_tasks": list(s.sweep_tasks), "seeds": seeds}
-        return Measured(metrics, configs, [str(figure)], self.notes(s, metrics, result, lstm_cached, seeds),
+                   "sweep_tasks": list(s.sweep_tasks), "seed": seed}
+        return Measured(metrics, configs, [str(figure)], self.notes(s, metrics, result, lstm_cached, seed),
                         tables={"Table 5 at this scale (measured; paper in parentheses, x100)": self.table5(metrics)})
 
     # -- report ----------------------------------------------------------------------------------
@@ -587,7 +706,7 @@ class GPT1(Paper):
         return rows
 
     @staticmethod
-    def notes(s: ScaleSettings, metrics: dict, result, lstm_cached: bool, seeds: list[int]) -> list[str]:
+    def notes(s: ScaleSettings, metrics: dict, result, lstm_cached: bool, seed: int) -> list[str]:
         p = {k: int(metrics[f"pretrain/{k}/params"].value) for k in ("transformer", "lstm")}
         loss = {k: metrics.get(f"pretrain/{k}/val_loss") for k in ("transformer", "lstm")}
         ft = s.finetune
@@ -598,11 +717,15 @@ class GPT1(Paper):
             + ", ".join(f"{k} {m.value:.3f}" for k, m in loss.items() if m) + ".",
             f"Fine-tuning: lr {ft.lr:.2g} (the paper's 6.25e-5 is for a 117M model and thousands of steps; at cpu scale "
             "1e-3 was picked from 2.5e-4 / 1e-3 / 3e-3 as the best for the from-scratch baseline on SST-2 dev, so it "
-            f"does not favour pre-training; gpu untested), batch {ft.batch_size}, {ft.epochs} epochs, warm-up 0.2% then "
-            f"linear decay, dropout 0.1, aux LM lambda {ft.aux_weight}; training examples per task "
-            + ", ".join(f"{t} {n or 'all'}" for t, n in s.train_examples)
-            + f"; validation items {s.eval_examples or 'all'}; fine-tuning seeds {seeds} (predictions pooled: the CIs "
-            "resample (seed, item) pairs, not seeds as a level).",
+            "does not favour pre-training, but it was picked on the dev items that decide the verdicts: "
+            "gpt1.tune_finetune_lr re-picks it on a tuning split of the training data; gpu untested), batch "
+            f"{ft.batch_size}, {ft.epochs} epochs, warm-up 0.2% then linear decay, dropout 0.1, aux LM lambda "
+            f"{ft.aux_weight}; training examples per task " + ", ".join(f"{t} {n or 'all'}" for t, n in s.train_examples)
+            + f"; validation items {s.eval_examples or 'all'}. Seed {seed} here: each seed of the run pre-trains and "
+            "fine-tunes afresh, and every claim's interval is over the paired seeds plus the dev set's variance.",
+            "Every claim is read only once the model it prefers beats the majority class (the most frequent training "
+            "label; STS-B's constant has no correlation and counts 0) on each task it reads: the gaps are "
+            "<variant>/<task>/over_majority, paired bootstrap over the same dev items.",
             "Inputs (§3.3): three new embedding rows (start, delimiter, extract) learned during fine-tuning; the "
             "classifier reads the extract token's final state; STS-B adds the states of both sentence orders and "
             f"regresses the 0-5 score; inputs are truncated to {s.block_size} tokens (the longer sentence loses its end: "

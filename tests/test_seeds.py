@@ -139,3 +139,15 @@ def test_corpus_metrics_carry_their_test_set_noise_from_each_seeds_ci():
     assert iv.seed_sd == pytest.approx(0.0, abs=1e-9) and iv.item_var == pytest.approx(2 * (2.0 / 1.959964) ** 2, rel=1e-4)
     assert iv.lo < 0 < iv.hi  # a 1-point gap inside ±2-point test-set intervals is not decided by seeds agreeing
     assert "each seed's CI" in iv.method and a.ci_low < 20.0 - 1.0
+
+
+def test_equivalence_and_ratio_claims_also_need_two_seeds_and_metric_facts_survive_the_merge():
+    one_a, one_b = seeded("a", arm({0: 0.01})), seeded("b", arm({0: 0.0}))
+    v = C.approximately_equal("a", "b", 0.5).evaluate({"a": one_a, "b": one_b})
+    assert v.status == INC and v.evidence["single_seed_reading"] == REP
+    r = C.within_ratio("a", "b", 1.0, 0.5).evaluate({"a": MetricResult("a", 2.0, 10, 1.9, 2.1, {"seeds": [0], "per_seed": [2.0]}),
+                                                      "b": MetricResult("b", 2.0, 10, 1.9, 2.1, {"seeds": [0], "per_seed": [2.0]})})
+    assert r.status == INC and r.evidence["single_seed_reading"] == REP
+    merged = across_seeds("acc", {s: MetricResult("acc", 0.5 + s / 10, 4, 0.4, 0.9, {"reported_id": "t5_sst2", "x": s})
+                                  for s in range(3)})
+    assert merged.extra["reported_id"] == "t5_sst2" and "x" not in merged.extra  # shared facts kept, per-seed ones not

@@ -102,3 +102,80 @@ def test_fine_tuning_starts_from_the_pretrained_encoder_and_pooler():
     assert not torch.equal(scratch.state_dict()["body.tok_embed.weight"], pretrained.state_dict()["body.tok_embed.weight"])
     with pytest.raises(ValueError, match="pre-trained weights lack"):
         classifier_from(config, {"pooler.dense.weight": torch.zeros(48, 48)}, TASKS["mrpc"], FinetuneConfig(), seed=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Claims: pure in the scale, a δ on every comparison, read only above the majority class
+
+
+def _claim_shape(claims):
+    from harness.claims import deltas
+
+    return [(c.id, c.predicate.keys(), deltas(c.predicate), c.delta_source) for c in claims]
+
+
+def test_claims_are_a_pure_function_of_the_scale():
+    from papers.bert import BERT
+
+    fresh = BERT()  # no measure() has run on it
+    for scale, s in SCALES.items():
+        first, again = _claim_shape(fresh.claims(scale)), _claim_shape(fresh.claims(scale))
+        assert first == again and first == _claim_shape(BERT().claims(scale))
+        assert [c[0] for c in first] == ["B-PRE", "B-C1", "B-C2", "B-C4", "B-C5", "B-C6"]
+        keys = {k for c in first for k in c[1]}
+        assert f"step{s.snapshot_every}/steps_avg" in keys  # the scale's own snapshots
+
+
+def test_every_comparison_has_a_positive_delta_and_every_claim_its_source_and_floor():
+    from harness.claims import deltas
+    from papers.bert import BERT
+    from papers.glue import FLOOR
+
+    for scale in SCALES:
+        for claim in BERT().claims(scale):
+            ds = deltas(claim.predicate)
+            assert all(d is not None and d > 0 for d in ds), claim.id
+            assert ds or claim.id == "B-C6", claim.id  # B-C6 is an equivalence claim: its own tolerance
+            assert claim.delta_source.strip(), claim.id
+            assert FLOOR in claim.predicate.keys(), f"{claim.id} is not read above the majority class"
+
+
+def seeded(name, values, half=0.02):
+    """One metric over three training seeds (as the runner merges them), each seed's CI +- half."""
+    from harness.metrics import MetricResult
+    from harness.seeds import across_seeds
+
+    return across_seeds(name, {s: MetricResult(name, v, 500, v - half, v + half, {}) for s, v in enumerate(values)})
+
+
+def test_b_c1_and_b_c2_are_inconclusive_while_the_preferred_model_sits_at_a_majority_class():
+    """The issue's case: B-C2 read "reproduced" on one STS-B fit while MRPC and RTE sat at their
+    majority class. Synthetic metrics, no training: the comparisons favour the claims throughout."""
+    from harness.claims import INCONCLUSIVE, REPRODUCED
+    from harness.seeds import across_seeds
+    from papers.bert import BERT, PAIR_TASKS
+    from papers.glue import FLOOR, floor_metric, gap_key
+
+    claims = {c.id: c for c in BERT().claims("cpu")}
+    floor = {FLOOR: across_seeds(FLOOR, {s: floor_metric()[FLOOR] for s in range(3)})}
+    scores = {"mlm_nsp/pair_avg": seeded("avg", [0.50, 0.51, 0.52]), "mlm/pair_avg": seeded("avg", [0.40, 0.41, 0.40]),
+              "mlm/avg": seeded("avg", [0.50, 0.51, 0.52]), "ltr/avg": seeded("avg", [0.40, 0.41, 0.40])}
+    learned = {gap_key(label, t): seeded("gap", [0.10, 0.11, 0.12]) for label in ("mlm_nsp", "mlm") for t in TASKS}
+    measured = {**floor, **scores, **learned}
+    assert claims["B-C1"].check(measured).status == REPRODUCED
+    assert claims["B-C2"].check(measured).status == REPRODUCED
+    # only STS-B learned: MRPC and RTE (every task but STS-B for B-C1) at the majority class
+    stsb_only = {**measured, **{gap_key(label, t): seeded("gap", [0.0, 0.0, 0.0])
+                                for label in ("mlm_nsp", "mlm") for t in TASKS if t != "stsb"}}
+    for cid in ("B-C1", "B-C2"):
+        verdict = claims[cid].check(stsb_only)
+        assert verdict.status == INCONCLUSIVE, cid
+        assert verdict.evidence["claim"]["status"] == REPRODUCED  # what the comparison alone would say
+    assert set(PAIR_TASKS) == {"mrpc", "rte", "stsb"}
+
+
+def test_measure_takes_the_one_seed_the_runner_passes():
+    from papers.bert import BERT
+
+    with pytest.raises(ValueError, match="one seed"):
+        BERT().measure("smoke", [0, 1])

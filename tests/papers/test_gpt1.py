@@ -170,3 +170,105 @@ def test_gpt1_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
     assert record.reported and all(r["table_figure"] for r in record.reported)
     assert (tmp_path / "figures" / "smoke_gpt1.png").exists()
     assert len(record.extra["tables"]["Table 5 at this scale (measured; paper in parentheses, x100)"]) == 4
+
+
+# ----------------------------------------------------------------------------------------------
+# Claims: pure in the scale, a δ on every comparison, read only above the majority class
+
+
+def _claim_shape(claims):
+    from harness.claims import deltas
+
+    return [(c.id, c.predicate.keys(), deltas(c.predicate), c.delta_source) for c in claims]
+
+
+def test_claims_are_a_pure_function_of_the_scale():
+    from papers.gpt1 import GPT1
+
+    fresh = GPT1()  # no measure() has run on it
+    for scale, s in SCALES.items():
+        first, again = _claim_shape(fresh.claims(scale)), _claim_shape(fresh.claims(scale))
+        assert first == again and first == _claim_shape(GPT1().claims(scale))
+        assert [c[0] for c in first] == ["G1-C1", "G1-C2", "G1-C3", "G1-C4", "G1-C5"]
+        keys = {k for c in first for k in c[1]}
+        assert f"layers{s.n_layer}/avg" in keys and f"zeroshot/step{s.snapshot_steps[-1]}/sst2/acc" in keys
+
+
+def test_every_comparison_has_a_positive_delta_and_every_claim_its_source_and_floor():
+    from harness.claims import _Provided, deltas
+    from papers.gpt1 import GPT1
+    from papers.glue import FLOOR
+
+    for scale in SCALES:
+        for claim in GPT1().claims(scale):
+            ds = deltas(claim.predicate)
+            assert ds and all(d is not None and d > 0 for d in ds), claim.id
+            assert claim.delta_source.strip(), claim.id
+            assert FLOOR in claim.predicate.keys(), f"{claim.id} is not read above the majority class"
+
+    def gated(p):  # every comparison of a classification claim sits under a floor gate
+        if isinstance(p, _Provided):
+            return True
+        parts = getattr(p, "parts", None)
+        return bool(parts) and all(gated(q) for q in parts)
+
+    assert all(gated(c.predicate) for c in GPT1().claims("cpu"))
+
+
+def seeded(name, values, half=0.02):
+    """One metric over three training seeds (as the runner merges them), each seed's CI +- half."""
+    from harness.metrics import MetricResult
+    from harness.seeds import across_seeds
+
+    return across_seeds(name, {s: MetricResult(name, v, 500, v - half, v + half, {}) for s, v in enumerate(values)})
+
+
+def floor_seeded():
+    from harness.seeds import across_seeds
+    from papers.glue import FLOOR, floor_metric
+
+    return {FLOOR: across_seeds(FLOOR, {s: floor_metric()[FLOOR] for s in range(3)})}
+
+
+def test_a_claim_is_inconclusive_while_the_model_it_prefers_sits_at_the_majority_class():
+    from harness.claims import INCONCLUSIVE, REPRODUCED
+    from papers.gpt1 import GPT1
+    from papers.glue import gap_key
+
+    claims = {c.id: c for c in GPT1().claims("cpu")}
+    learned = {gap_key("full", t): seeded("gap", [0.10, 0.11, 0.12]) for t in TASKS}
+    scores = {}
+    for t in TASKS:
+        scores[f"full/{t}/{TASKS[t].score}"] = seeded("score", [0.70, 0.71, 0.72])
+        scores[f"scratch/{t}/{TASKS[t].score}"] = seeded("score", [0.55, 0.57, 0.56])
+    scores["full/avg"], scores["lstm/avg"] = seeded("avg", [0.70, 0.71, 0.72]), seeded("avg", [0.55, 0.57, 0.56])
+    measured = {**floor_seeded(), **learned, **scores}
+    for cid in ("G1-C1", "G1-C2"):  # every comparison favours the claim, every task above its floor
+        assert claims[cid].check(measured).status == REPRODUCED, cid
+    # the pre-trained model at the majority class on STS-B (its constant: no correlation), the
+    # comparisons unchanged: they are no longer read
+    at_floor = {**measured, gap_key("full", "stsb"): seeded("gap", [0.0, 0.0, 0.0])}
+    for cid in ("G1-C1", "G1-C2"):
+        verdict = claims[cid].check(at_floor)
+        assert verdict.status == INCONCLUSIVE, cid
+    g1c2 = claims["G1-C2"].check(at_floor)
+    assert g1c2.evidence["claim"]["status"] == REPRODUCED and "condition does not hold" in g1c2.explanation
+
+
+def test_the_tuning_split_is_disjoint_from_training_and_keeps_its_examples():
+    from papers.glue import load_rows, load_tuning_rows
+
+    train, _ = load_rows(TASKS["rte"], 300, 5, seed=0)
+    same, tune = load_tuning_rows(TASKS["rte"], 300, 200, seed=0)
+    assert same == train and len(tune) == 200  # the recipe's training rows, unchanged
+    key = lambda r: (r["sentence1"], r["sentence2"], r["label"])  # noqa: E731
+    assert not {key(r) for r in tune} & {key(r) for r in train}
+    with pytest.raises(ValueError, match="exceed"):
+        load_tuning_rows(TASKS["rte"], 10**6, 1)
+
+
+def test_measure_takes_the_one_seed_the_runner_passes():
+    from papers.gpt1 import GPT1
+
+    with pytest.raises(ValueError, match="one seed"):
+        GPT1().measure("smoke", [0, 1])

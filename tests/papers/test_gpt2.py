@@ -27,3 +27,39 @@ def test_gpt2_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
     assert (tmp_path / "figures" / "smoke_gpt2_sweep.png").exists()
     fit = record.metrics["power_law/alpha_N"]
     assert fit["extra"]["published"] == 0.076 and fit["extra"]["r2"] <= 1
+
+
+def _claim_shape(claims):
+    from harness.claims import deltas
+
+    return [(c.id, c.predicate.keys(), deltas(c.predicate), c.delta_source) for c in claims]
+
+
+def test_claims_are_a_pure_function_of_the_scale():
+    from papers.gpt2 import GPT2, SCALES
+
+    fresh = GPT2()  # no measure() has run on it
+    for scale, s in SCALES.items():
+        first, again = _claim_shape(fresh.claims(scale)), _claim_shape(fresh.claims(scale))
+        assert first == again and first == _claim_shape(GPT2().claims(scale))
+        assert [c[0] for c in first] == ["G2-C1", "G2-C2", "G2-C4"]
+        keys = {k for c in first for k in c[1]}
+        assert {f"{size.label}/webtext/perplexity" for size in s.sizes} <= keys  # the scale's own sweep
+
+
+def test_every_comparison_has_a_positive_delta_and_every_claim_its_source():
+    from harness.claims import deltas
+    from papers.gpt2 import GPT2, SCALES
+
+    for scale in SCALES:
+        for claim in GPT2().claims(scale):
+            ds = deltas(claim.predicate)
+            assert ds and all(d is not None and d > 0 for d in ds), claim.id
+            assert claim.delta_source.strip(), claim.id
+
+
+def test_measure_takes_the_one_seed_the_runner_passes():
+    from papers.gpt2 import GPT2
+
+    with pytest.raises(ValueError, match="one seed"):
+        GPT2().measure("smoke", [0, 1])

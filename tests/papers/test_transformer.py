@@ -50,3 +50,44 @@ def test_single_head_keeps_d_model():
     assert single.config.n_head == 1 and single.config.d_model == base.config.d_model
     # h * d_k = d_model both ways: the same parameter count (Table 3 A keeps compute fixed)
     assert sum(p.numel() for p in single.parameters()) == sum(p.numel() for p in base.parameters())
+
+
+# ----------------------------------------------------------------------------------------------
+# Claims: a pure function of the scale, a δ with its source on every comparison
+
+
+def _claim_shape(claims):
+    from harness.claims import deltas
+
+    return [(c.id, c.predicate.keys(), deltas(c.predicate), c.delta_source) for c in claims]
+
+
+def test_claims_are_a_pure_function_of_the_scale():
+    from papers.transformer import Transformer
+
+    fresh = Transformer()  # no measure() has run on it
+    for scale in SCALES:
+        first, again = _claim_shape(fresh.claims(scale)), _claim_shape(fresh.claims(scale))
+        assert first == again and first == _claim_shape(Transformer().claims(scale))
+        assert [c[0] for c in first] == ["T-C1", "T-C3", "T-C4", "T-C5", "T-C6", "T-C7"]
+
+
+def test_every_comparison_has_a_positive_delta_and_every_claim_its_source():
+    from harness.claims import deltas
+    from papers.transformer import CPU_LEVELS, Transformer, scaled_delta
+
+    for scale in SCALES:
+        for claim in Transformer().claims(scale):
+            assert all(d is not None and d > 0 for d in deltas(claim.predicate)), claim.id
+            assert claim.delta_source.strip(), claim.id
+    by_id = {c.id: c for c in Transformer().claims("cpu")}
+    assert deltas(by_id["T-C1"].predicate) == [0.2]  # Table 3 A: 0.9 of 25.8 BLEU, times our 4.6
+    assert scaled_delta(0.9, 25.8, "bleu") == pytest.approx(0.9 / 25.8 * CPU_LEVELS["bleu"], rel=0.3)
+    assert deltas(by_id["T-C6"].predicate) == []  # an equivalence claim keeps its own tolerance
+
+
+def test_measure_takes_the_one_seed_the_runner_passes():
+    from papers.transformer import Transformer
+
+    with pytest.raises(ValueError, match="one seed"):
+        Transformer().measure("smoke", [0, 1])
