@@ -5,18 +5,22 @@ every metric the claims read; the claims' verdicts follow the measured numbers."
 import random
 import re
 
+import numpy as np
 import pytest
 
 import papers
-from harness.claims import NOT_REPRODUCED, REPRODUCED, STATUSES
-from harness.metrics import accuracy, paired_bootstrap_diff
+from harness.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, STATUSES, deltas
+from harness.metrics import MetricResult, accuracy, mean_with_ci, paired_bootstrap_diff
 from harness.results import read_run
 from harness.runner import run_paper
+from harness.seeds import across_seeds
 from papers.gpt3 import (
     EVAL_STEMS,
     GPT3,
+    R2_MIN,
     SCALES,
     SLUG,
+    constant_answer,
     model_config,
     register_eval_tasks,
     task_name,
@@ -202,7 +206,7 @@ def test_architecture_and_budget_are_gpt3s():
         assert cfg.weight_decay == 0.1 and cfg.grad_clip == 1.0
 
 
-def _synthetic_measured(labels, few_minus_zero_grows: bool) -> dict:
+def _synthetic_measured(labels, few_minus_zero_grows: bool, floor: float = 0.01) -> dict:
     """Metrics shaped like GPT3.measure's, with accuracies chosen by hand."""
     n = 400
     measured = {}
@@ -219,27 +223,137 @@ def _synthetic_measured(labels, few_minus_zero_grows: bool) -> dict:
         measured[f"{m}/avg/few/acc"] = acc(few, f"{m}f")
         measured[f"{m}/gap/few_minus_zero"] = paired_bootstrap_diff(measured[f"{m}/avg/few/acc"].items,
                                                                     measured[f"{m}/avg/zero/acc"].items)
+    measured["floor/avg/acc"] = acc(floor, "floor")
     return measured
 
 
+def _over_seeds(per_seed: dict[int, dict]) -> dict:
+    """The runner's merge: every metric over the seeds that measured it."""
+    keys = next(iter(per_seed.values()))
+    return {k: across_seeds(k, {seed: m[k] for seed, m in per_seed.items()}) for k in keys}
+
+
+def test_claims_are_a_pure_function_of_the_scale():
+    fresh = {scale: [(c.id, c.predicate.keys(), deltas(c.predicate)) for c in GPT3().claims(scale)] for scale in SCALES}
+    paper = GPT3()
+    for scale in ("cpu", "smoke", "gpu", "cpu"):
+        assert [(c.id, c.predicate.keys(), deltas(c.predicate)) for c in paper.claims(scale)] == fresh[scale]
+    for scale, s in SCALES.items():
+        top = s.sizes[-1].label
+        assert any(k.startswith(f"{top}/") for _, keys, _ in fresh[scale] for k in keys)
+    assert [i for i, _, _ in fresh["cpu"]] == [f"G3-C{i}" for i in range(1, 7)]
+
+
+def test_every_comparison_states_a_positive_delta_and_its_source():
+    for scale in SCALES:
+        for claim in GPT3().claims(scale):
+            stated = deltas(claim.predicate)
+            assert stated and all(d is not None and d > 0 for d in stated), (scale, claim.id, stated)
+            assert claim.delta_source.strip(), claim.id
+    # in the metric's own units: accuracy deltas are fractions, well below 1
+    c1 = next(c for c in GPT3().claims("cpu") if c.id == "G3-C1")
+    assert all(d < 0.2 for d in deltas(c1.predicate))
+
+
+def test_constant_answer_is_the_most_frequent_target():
+    assert constant_answer(["12", "7", "12", "-3"]) == "12"
+    assert constant_answer(["b", "a"]) == "a"  # a tie goes to the first in sorted order
+
+
+def test_floor_metrics_pair_item_by_item_with_the_gated_metrics():
+    """The constant-answer floor is scored on the very items (and item ids) of the metrics the
+    gated claims prefer, from a job shaped like size_job's (every answer wrong here)."""
+    from harness.scenarios import Scenario, prepare
+    from papers.gpt3 import eval_targets, floor_metrics, size_metrics
+
+    s = SCALES["smoke"]
+    register_eval_tasks({stem: [] for stem in EVAL_STEMS})
+
+    def entry(task: str, limit: int) -> dict:
+        uids = [it.record["uid"] for it in prepare(Scenario(task=task, limit=limit))]
+        return {"uids": uids, "correct": [False] * len(uids), "samples": []}
+
+    ev = {f"{stem}/{k}": entry(task_name(stem), s.eval_items) for stem in EVAL_STEMS for k in ("zero", "one", "few")}
+    ev["lambada"] = entry("lambada", s.lambada_items)
+    job = {"eval": ev, "params": 1000, "flops_per_token": 6000, "tokens": 100, "val_losses": [4.0, 3.9]}
+    label = s.sizes[-1].label
+    measured = {**size_metrics(label, 0, job, True, s), **floor_metrics(job, eval_targets())}
+    for floor, key in (("floor/avg/acc", f"{label}/avg/few/acc"), ("floor/arith/2D/acc", f"{label}/arith/2D/few/acc"),
+                       ("floor/RI/acc", f"{label}/RI/few/acc"), ("floor/lambada/acc", f"{label}/lambada/acc")):
+        assert measured[floor].extra["item_ids"] == measured[key].extra["item_ids"], floor
+        assert 0 < measured[floor].value <= 1  # the most frequent answer is right at least once
+    # a model that gets nothing right is below its floor: G3-C1 cannot be read
+    claims = {c.id: c for c in GPT3().claims("smoke")}
+    gate = claims["G3-C1"].predicate.condition
+    assert gate.evaluate(measured).status == NOT_REPRODUCED
+
+
 def test_claim_verdicts_follow_the_numbers():
-    paper = GPT3("cpu")
     labels = [s.label for s in SCALES["cpu"].sizes]
-    c1 = next(c for c in paper.claims() if c.id == "G3-C1")
+    claims = {c.id: c for c in GPT3().claims("cpu")}
+    c1 = claims["G3-C1"]
     assert c1.check(_synthetic_measured(labels, True)).status == REPRODUCED
     # the same numbers but a gap that shrinks with size: the claim fails
     assert c1.check(_synthetic_measured(labels, False)).status == NOT_REPRODUCED
-    c4 = next(c for c in paper.claims() if c.id == "G3-C4")
+    c4 = claims["G3-C4"]
     top = labels[-1]
     rng = random.Random(0)
     easy = {f"{top}/{x}/few/acc": accuracy([rng.random() < 0.1 for _ in range(300)]) for x in ("CL", "A1", "A2")}
-    from harness.metrics import MetricResult
-
     measured = {**easy, f"{top}/RW/few/acc": accuracy([False] * 300), "threshold/near_zero": MetricResult.exact("t", 0.05),
-                f"{top}/RI/few/acc": accuracy([rng.random() < 0.6 for _ in range(300)])}
+                f"{top}/RI/few/acc": accuracy([rng.random() < 0.6 for _ in range(300)]),
+                "floor/RI/acc": accuracy([True] + [False] * 299)}
     assert c4.check(measured).status == REPRODUCED
-    measured[f"{top}/RI/few/acc"] = accuracy([False] * 300)  # RI hardest now
+    measured[f"{top}/RI/few/acc"] = accuracy([rng.random() < 0.03 for _ in range(300)])  # RI hardest, above floor
     assert c4.check(measured).status == NOT_REPRODUCED
+    measured[f"{top}/RI/few/acc"] = accuracy([True] + [False] * 299)  # RI at its floor: "easiest" cannot be read
+    assert c4.check(measured).status == INCONCLUSIVE
+
+
+def test_g3_c1_waits_for_a_model_above_the_constant_answer_floor():
+    """At the cpu scale every size got <= 5 of the 1,500 pooled items right: below the floor a
+    comparison counts lucky items, so the claim is read only once the largest model beats it."""
+    labels = [s.label for s in SCALES["cpu"].sizes]
+    c1 = next(c for c in GPT3().claims("cpu") if c.id == "G3-C1")
+    assert c1.check(_synthetic_measured(labels, True, floor=0.01)).status == REPRODUCED
+    verdict = c1.check(_synthetic_measured(labels, True, floor=0.6))  # the largest few-shot model is at 0.5
+    assert verdict.status == INCONCLUSIVE and "condition does not hold" in verdict.explanation
+    # over three seeds too: a model at its floor reads inconclusive however the settings compare
+    per_seed = {}
+    for seed in range(3):
+        m = _synthetic_measured(labels, True, floor=0.6)
+        for k, v in list(m.items()):  # paired by item within a seed, as measure() gives them
+            if v.items is not None:
+                v.extra["item_ids"] = [f"i{j}" for j in range(len(v.items))]
+        per_seed[seed] = m
+    assert c1.check(_over_seeds(per_seed)).status == INCONCLUSIVE
+
+
+def _fit(seed: int, labels: list[str], r2: float) -> dict:
+    """One seed's G3-C5 metrics as measure() emits them: held-out losses per size (paired windows)
+    falling with size, and the loss-vs-compute fit's R^2 as a plain estimate (no interval)."""
+    rng = np.random.default_rng(seed)
+    ids = [f"window{j}" for j in range(32)]
+    m = {f"{label}/val_loss": mean_with_ci("val_loss", (4.0 - 0.25 * i + rng.normal(0, 0.05, 32)).tolist(), item_ids=ids)
+         for i, label in enumerate(labels)}
+    m["power_law/r2"] = MetricResult("r2", r2, len(labels), None, None)
+    m["threshold/r2"] = MetricResult.exact("threshold", R2_MIN)
+    return m
+
+
+def test_g3_c5_reads_r2_over_seeds_not_one_fit():
+    labels = [s.label for s in SCALES["cpu"].sizes]
+    c5 = next(c for c in GPT3().claims("cpu") if c.id == "G3-C5")
+    one = _over_seeds({0: _fit(0, labels, 0.99)})
+    assert not one["power_law/r2"].has_ci  # one fit is a point, not an interval
+    assert c5.check(one).status == INCONCLUSIVE  # one training seed never decides
+    good = _over_seeds({seed: _fit(seed, labels, r2) for seed, r2 in zip(range(3), (0.95, 0.97, 0.96))})
+    assert good["power_law/r2"].has_ci and good["power_law/r2"].ci_low < 0.96 < good["power_law/r2"].ci_high
+    assert c5.check(good).status == REPRODUCED
+    poor = _over_seeds({seed: _fit(seed, labels, r2) for seed, r2 in zip(range(3), (0.55, 0.62, 0.6))})
+    assert c5.check(poor).status == NOT_REPRODUCED
+    # R^2 straddling the bar over three seeds: not decided on a point estimate either
+    split = _over_seeds({seed: _fit(seed, labels, r2) for seed, r2 in zip(range(3), (0.8, 0.99, 0.93))})
+    assert c5.check(split).status == INCONCLUSIVE
 
 
 def test_gpt3_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
@@ -247,7 +361,7 @@ def test_gpt3_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
     paper = papers.get_paper("gpt3")
     record = read_run(run_paper(paper, "smoke", root=tmp_path, quiet=True))
     labels = [s.label for s in SCALES["smoke"].sizes]
-    for claim in paper.claims():  # every metric a claim reads was measured
+    for claim in paper.claims("smoke"):  # every metric a claim reads was measured
         missing = [k for k in claim.predicate.keys() if k not in record.metrics]
         assert not missing, (claim.id, missing)
     for m in labels:
