@@ -66,6 +66,15 @@ class Paper:
         return out
 
 
+def one_seed(seeds: list[int]) -> int:
+    """The seed of a `measure()` call. The runner (`harness.runner.measure_seeds`) calls measure()
+    once per training seed and merges every metric over seeds, so a list of several is a mistake."""
+    if len(seeds) != 1:
+        raise ValueError(f"measure() takes one seed, not {seeds}: harness.runner.measure_seeds calls it "
+                         "once per seed and merges every metric over seeds")
+    return seeds[0]
+
+
 PAPERS: dict[str, Paper] = {}
 
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from harness.claims import Claim, all_of, approximately_equal, greater, monotone, provided
 from harness.metrics import MetricResult, perplexity
-from papers import Measured, Paper, register
+from papers import Measured, Paper, one_seed, register
 from papers.glue import (
     MAJORITY,
     TASKS,
@@ -625,9 +625,7 @@ class BERT(Paper):
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """Pre-train every row, fine-tune every row on every task and score, all with the one seed the
         runner passes (it calls this once per seed and merges the metrics over seeds)."""
-        if len(seeds) != 1:
-            raise ValueError(f"measure() runs one seed (the runner loops over seeds), got {seeds}")
-        seed = seeds[0]
+        seed = one_seed(seeds)
         s = SCALES[scale]
         ft = s.finetune
         corpus = load_corpus(s)

@@ -33,7 +33,7 @@ from harness.claims import Claim, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, matthews_corrcoef
 from harness.scenarios import get_scenario, run_scenario
-from papers import Measured, Paper, register
+from papers import Measured, Paper, one_seed, register
 from papers.glue import (
     MAJORITY,
     TASKS,
@@ -612,9 +612,7 @@ class GPT1(Paper):
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """Pre-train, fine-tune every variant on every task and score, all with the one seed the
         runner passes (it calls this once per seed and merges the metrics over seeds)."""
-        if len(seeds) != 1:
-            raise ValueError(f"measure() runs one seed (the runner loops over seeds), got {seeds}")
-        seed = seeds[0]
+        seed = one_seed(seeds)
         s = SCALES[scale]
         ft = s.finetune
         metrics: dict[str, MetricResult] = {}

@@ -22,7 +22,7 @@ from harness.claims import Claim, all_of, greater, monotone
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, perplexity
 from harness.scenarios import get_scenario, run_scenario
-from papers import Measured, Paper, register
+from papers import Measured, Paper, one_seed, register
 from repro.pipeline import corpus_text, load_run_config, train_run
 
 
@@ -198,9 +198,7 @@ class GPT2(Paper):
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """Train the size sweep and the deep pre-LN / post-LN pair with the one seed the runner passes
         (it calls this once per seed and merges the metrics over seeds), and score them zero-shot."""
-        if len(seeds) != 1:
-            raise ValueError(f"measure() runs one seed (the runner loops over seeds), got {seeds}")
-        seed = seeds[0]
+        seed = one_seed(seeds)
         s = SCALES[scale]
         metrics: dict[str, MetricResult] = {}
         configs: dict[str, dict] = {}

@@ -45,7 +45,7 @@ from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, accuracy, mean_with_ci, paired_bootstrap_diff
 from harness.scenarios import Scenario, prepare, run_scenario
-from papers import Measured, Paper, register
+from papers import Measured, Paper, one_seed, register
 from papers.glue import GlueTask, majority
 from papers.gpt2 import power_law_fit
 from repro.data import load
@@ -673,9 +673,7 @@ class GPT3(Paper):
 
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """One training seed (the runner calls this once per seed and merges the metrics)."""
-        if len(seeds) != 1:
-            raise ValueError(f"measure() takes one training seed, not {seeds}: the runner loops over seeds")
-        (seed,) = seeds
+        seed = one_seed(seeds)
         s = SCALES[scale]
         labels = [size.label for size in s.sizes]
         corpus = load_corpus(s, seed)

@@ -41,7 +41,7 @@ import torch
 
 from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.metrics import MetricResult, mean_with_ci, over_prompts, paired_bootstrap_diff
-from papers import Measured, Paper, register
+from papers import Measured, Paper, one_seed, register
 from papers import t5 as t5_paper
 from papers.glue import PRACTICAL_GLUE_DELTA, GlueTask, glue_delta, majority
 from repro.data.instructions import P3_TASK_TYPE, p3_split, p3_stems, scored_templates
@@ -449,9 +449,7 @@ class T0(Paper):
 
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """One training seed (the runner calls this once per seed and merges the metrics)."""
-        if len(seeds) != 1:
-            raise ValueError(f"measure() takes one training seed, not {seeds}: the runner loops over seeds")
-        (seed,) = seeds
+        seed = one_seed(seeds)
         s = SCALES[scale]
         corpus = t5_paper.load_corpus(t5_paper.SCALES[s.t5_scale])
         pre_seconds = run_parallel(pretrain_job, [(s, z, corpus, seed) for z in s.sizes],

@@ -42,7 +42,7 @@ import torch
 from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, bleu, paired_bootstrap_diff, rouge
-from papers import Measured, Paper, register
+from papers import Measured, Paper, one_seed, register
 from repro.data import load
 from repro.data.objectives import (
     IGNORE_INDEX,
@@ -705,9 +705,7 @@ class T5(Paper):
 
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """One training seed (the runner calls this once per seed and merges the metrics)."""
-        if len(seeds) != 1:
-            raise ValueError(f"measure() takes one training seed, not {seeds}: the runner loops over seeds")
-        (seed,) = seeds
+        seed = one_seed(seeds)
         s = SCALES[scale]
         corpus = load_corpus(s)
         runs = pretrainings(s)

@@ -30,7 +30,7 @@ import torch
 
 from harness.claims import Claim, all_of, approximately_equal, greater, monotone
 from harness.metrics import MetricResult, bleu, perplexity
-from papers import Measured, Paper, register
+from papers import Measured, Paper, one_seed, register
 from repro.data import load
 from repro.data.objectives import seq2seq_pairs
 from repro.generate import GenerationConfig, generate
@@ -337,9 +337,7 @@ class Transformer(Paper):
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """Train every variant with the one seed the runner passes (it calls this once per seed and
         merges the metrics over seeds) and score it: test BLEU, dev and train perplexity."""
-        if len(seeds) != 1:
-            raise ValueError(f"measure() runs one seed (the runner loops over seeds), got {seeds}")
-        seed = seeds[0]
+        seed = one_seed(seeds)
         s = SCALES[scale]
         corpus = load_corpus(s)
         metrics: dict[str, MetricResult] = {}

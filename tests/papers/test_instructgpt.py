@@ -2,20 +2,28 @@
 each claim, the figures and tables), and the recipe's pieces: the fixed HH-RLHF split, the dialogue
 format, prompt masking in SFT, the scales' lengths and the paper's constants."""
 
+import zlib
+
+import numpy as np
 import pytest
 import torch
 
 import papers
-from harness.claims import STATUSES
+from harness.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, STATUSES, deltas
+from harness.metrics import MetricResult, mean_with_ci
 from harness.results import read_run
 from harness.runner import run_paper
+from harness.seeds import across_seeds
 from papers import gpt2
 from papers.instructgpt import (
     SCALES,
     SPLIT,
+    WIN_DELTA,
+    InstructGPT,
     ScaleSettings,
     dialogue_prompt,
     hh_comparisons,
+    ppo_label,
     sft_batches,
     split_of,
 )
@@ -84,7 +92,7 @@ def test_instructgpt_smoke_run_records_every_claim_metric(tmp_path, monkeypatch)
     monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
     paper = papers.get_paper("instructgpt")
     record = read_run(run_paper(paper, "smoke", root=tmp_path, quiet=True))
-    needed = {k for claim in paper.claims() for k in claim.predicate.keys()}
+    needed = {k for claim in paper.claims("smoke") for k in claim.predicate.keys()}
     assert needed <= set(record.metrics), needed - set(record.metrics)
     for key in needed:
         m = record.metrics[key]
@@ -102,17 +110,80 @@ def test_instructgpt_smoke_run_records_every_claim_metric(tmp_path, monkeypatch)
         assert (tmp_path / "figures" / name).exists()
 
 
+def _seeded(name: str, per_seed: dict[int, list[float]]) -> MetricResult:
+    """A metric measured on three seeds, each a mean over the same items (ids 0..n-1)."""
+    return across_seeds(name, {s: mean_with_ci(name, v, item_ids=list(range(len(v)))) for s, v in per_seed.items()})
+
+
+def _wins(p: float, tag: str, n: int = 200) -> MetricResult:
+    """A win rate ~p on n prompts (1 / 0.5 / 0 per prompt), three seeds, each its own draw."""
+    per_seed = {}
+    for s in (0, 1, 2):
+        u = np.random.default_rng(zlib.crc32(f"{tag}|{p}|{s}".encode())).random(n)
+        per_seed[s] = [1.0 if x < p else 0.0 for x in u]
+    return _seeded("win_rate", per_seed)
+
+
+def _exact(name: str, value: float) -> MetricResult:
+    return across_seeds(name, {s: MetricResult.exact(name, value) for s in (0, 1, 2)})
+
+
+def _judge(acc: float, n: int = 400) -> MetricResult:
+    k = int(acc * n)
+    return _seeded("accuracy", {s: [1.0] * (k + s) + [0.0] * (n - k - s) for s in (0, 1, 2)})
+
+
 def test_preference_claims_need_a_judge_that_beats_chance():
-    from harness.claims import INCONCLUSIVE, REPRODUCED
-    from harness.metrics import MetricResult, mean_with_ci
-
-    def scores(v: float) -> MetricResult:
-        return mean_with_ci("gold", [v + 0.01 * (i % 3) for i in range(60)], item_ids=list(range(60)))
-
-    measured = {"ppo/gold_score": scores(1.0), "sft/gold_score": scores(0.5), "base/gold_score": scores(0.0),
-                "big_base/gold_score": scores(0.2), "chance/pairwise": MetricResult.exact("accuracy", 0.5)}
-    claims = {c.id: c for c in papers.get_paper("instructgpt").claims()}
+    measured = {"win/ppo_vs_sft": _wins(0.8, "a"), "win/sft_vs_base": _wins(0.75, "b"),
+                "win/ppo_vs_big_base": _wins(0.8, "c"), "chance/pairwise": _exact("accuracy", 0.5)}
+    claims = {c.id: c for c in papers.get_paper("instructgpt").claims("smoke")}
     for judge, expected in ((0.8, REPRODUCED), (0.5, INCONCLUSIVE)):
-        acc = mean_with_ci("accuracy", [1.0] * int(100 * judge) + [0.0] * (100 - int(100 * judge)))
         for cid in ("I-C1", "I-C2"):
-            assert claims[cid].check({**measured, "rm_gold/heldout_acc": acc}).status == expected, (cid, judge)
+            verdict = claims[cid].check({**measured, "rm_gold/heldout_acc": _judge(judge)})
+            assert verdict.status == expected, (cid, judge, verdict.explanation)
+            assert verdict.evidence["claim"]["status"] == REPRODUCED  # the comparison alone, either way
+    # a valid judge that prefers neither: win rates at a coin reach beyond ±δ (inconclusive), and win rates
+    # below a coin are not a reproduction
+    valid = {**measured, "rm_gold/heldout_acc": _judge(0.8)}
+    assert claims["I-C2"].check({**valid, "win/ppo_vs_big_base": _wins(0.5, "d")}).status == INCONCLUSIVE
+    assert claims["I-C2"].check({**valid, "win/ppo_vs_big_base": _wins(0.2, "e")}).status == NOT_REPRODUCED
+
+
+def test_reward_model_comparison_needs_a_model_above_chance():
+    """I-C5 compares two reward models: read only once the grouped one ranks held-out pairs above a coin."""
+    claim = next(c for c in papers.get_paper("instructgpt").claims("cpu") if c.id == "I-C5")
+    chance = _exact("accuracy", 0.5)
+    above = {"rm_grouped/heldout_acc": _judge(0.8), "rm_shuffled/heldout_acc": _judge(0.6), "chance/pairwise": chance}
+    assert claim.check(above).status == REPRODUCED
+    at_chance = {"rm_grouped/heldout_acc": _judge(0.5), "rm_shuffled/heldout_acc": _judge(0.3), "chance/pairwise": chance}
+    verdict = claim.check(at_chance)
+    assert verdict.status == INCONCLUSIVE and verdict.evidence["claim"]["status"] == REPRODUCED
+
+
+def test_claims_are_a_pure_function_of_the_scale():
+    registered = papers.get_paper("instructgpt")
+    for scale, s in SCALES.items():
+        fresh = InstructGPT()
+        before = [(c.id, c.predicate.keys()) for c in fresh.claims(scale)]
+        for other in SCALES:
+            fresh.claims(other)
+        assert [(c.id, c.predicate.keys()) for c in fresh.claims(scale)] == before
+        assert [(c.id, c.predicate.keys()) for c in registered.claims(scale)] == before
+        assert [cid for cid, _ in before] == ["I-C1", "I-C2", "I-C3", "I-C4", "I-C5"]
+        kl = next(keys for cid, keys in before if cid == "I-C4")
+        assert [k for k in kl if k.endswith("/kl")] == [f"{ppo_label(b, 0)}/kl" for b in s.betas]  # the scale's sweep
+    assert not vars(InstructGPT())
+
+
+@pytest.mark.parametrize("scale", list(SCALES))
+def test_every_comparison_states_a_delta_and_its_source(scale):
+    for claim in InstructGPT().claims(scale):
+        stated = deltas(claim.predicate)
+        assert stated and all(d is not None and d > 0 for d in stated), claim.id
+        assert claim.delta_source.strip(), claim.id
+    assert 0 < WIN_DELTA < 0.21  # a win rate (fraction) below the paper's smallest margin over a coin (71% - 50%)
+
+
+def test_measure_takes_one_seed():
+    with pytest.raises(ValueError, match="one seed"):
+        InstructGPT().measure("smoke", [0, 1])

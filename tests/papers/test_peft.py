@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import papers
-from harness.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, STATUSES
+from harness.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, STATUSES, deltas
 from harness.metrics import MetricResult, mean_with_ci
 from harness.results import read_run
 from harness.runner import run_paper
+from harness.seeds import across_seeds
 from papers import peft
 from papers.glue import TASKS, task_metrics
 from repro.model import LanguageModel, SequenceClassifier, scaled
@@ -23,7 +24,7 @@ def test_peft_smoke_run_records_every_claim_metric(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
     paper = papers.get_paper("peft")
     record = read_run(run_paper(paper, "smoke", root=tmp_path, quiet=True))
-    keys = {k for c in paper.claims() for k in c.predicate.keys()}
+    keys = {k for c in paper.claims("smoke") for k in c.predicate.keys()}
     for key in keys:
         metric = record.metrics[key]
         assert metric["n"] > 0 and metric["ci_low"] <= metric["value"] <= metric["ci_high"], key
@@ -78,8 +79,8 @@ def synthetic(outcome: str) -> dict:
     m["fewshot/majority/acc"] = items(0.5, seed=1)
     m["fewshot/ia3/acc"] = items(ia3, seed=2)
     m["fewshot/lora/acc"], m["fewshot/prompt/acc"] = items(other, seed=2), items(other, seed=2)
-    if outcome == "unclear":
-        m["fewshot/lora/acc"] = m["fewshot/prompt/acc"] = m["fewshot/ia3/acc"]
+    if outcome == "unclear":  # the same accuracy, other draws: an interval reaching beyond ±δ
+        m["fewshot/lora/acc"], m["fewshot/prompt/acc"] = items(ia3, seed=3), items(ia3, seed=4)
     m["fewshot/ia3/trainable"] = MetricResult.exact("n", 1728)
     m["fewshot/lora/trainable"], m["fewshot/prompt/trainable"] = MetricResult.exact("n", 9216), MetricResult.exact("n", 1920)
     return m
@@ -87,22 +88,147 @@ def synthetic(outcome: str) -> dict:
 
 @pytest.mark.parametrize("outcome,status", [("good", REPRODUCED), ("bad", NOT_REPRODUCED), ("unclear", INCONCLUSIVE)])
 def test_verdicts_follow_synthetic_metrics(outcome, status):
-    for claim in peft.PEFT("smoke").claims():
+    for claim in peft.PEFT().claims("smoke"):
         assert claim.check(synthetic(outcome)).status == status, claim.id
 
 
 def test_a_method_equal_to_a_full_fine_tuning_that_learned_nothing_is_not_a_reproduction():
     m = synthetic("good")
     m["glue/majority/gap"] = interval(-0.01, 0.03)  # full fine-tuning no better than the majority class
-    claims = {c.id: c for c in peft.PEFT("smoke").claims()}
+    claims = {c.id: c for c in peft.PEFT().claims("smoke")}
     assert claims["P-C1"].check(m).status == INCONCLUSIVE and claims["P-C3"].check(m).status == INCONCLUSIVE
 
 
 def test_fc4_needs_ia3_within_the_others_budgets():
     m = synthetic("good")
     m["fewshot/prompt/trainable"] = MetricResult.exact("n", 1000)  # fewer than (IA)^3's 1,728
-    claim = next(c for c in peft.PEFT("smoke").claims() if c.id == "P-C4")
+    claim = next(c for c in peft.PEFT().claims("smoke") if c.id == "P-C4")
     assert claim.check(m).status == NOT_REPRODUCED
+
+
+# ----------------------------------------------------------------------------------------------
+# Claims over seeds: δ, the majority-class floor, and claims that depend on the scale alone
+
+
+SEEDS = (0, 1, 2)
+
+
+def over_seeds(per_seed: dict[int, MetricResult]) -> MetricResult:
+    return across_seeds(next(iter(per_seed.values())).name, per_seed)
+
+
+def gap(values, half=0.002) -> MetricResult:
+    """A score gap measured on three seeds (no per-item values: each seed's CI carries the dev set's noise)."""
+    return over_seeds({s: MetricResult("score_gap", v, 4000, v - half, v + half) for s, v in zip(SEEDS, values)})
+
+
+def seeded_items(p: float, tag: int, n: int = 400) -> MetricResult:
+    """Per-item correctness ~p on the same n items, each seed its own draw."""
+    return over_seeds({s: items(p, n, seed=100 * tag + s) for s in SEEDS})
+
+
+def floor_items(p: float = 0.5, n: int = 400) -> MetricResult:
+    """The majority class on the same items: the same answers on every seed."""
+    m = mean_with_ci("acc", [float(i < p * n) for i in range(n)])
+    m.extra["item_ids"] = [str(i) for i in range(n)]
+    return over_seeds({s: m for s in SEEDS})
+
+
+def test_lora_equal_to_a_full_fine_tuning_at_the_majority_class_is_not_read():
+    """P-C1's comparison alone reads reproduced (LoRA within a point of full fine-tuning on three seeds),
+    but full fine-tuning is at the majority class: a LoRA that learned nothing would pass too."""
+    claim = next(c for c in peft.PEFT().claims("cpu") if c.id == "P-C1")
+    m = {"glue/full/gap": over_seeds({s: peft.no_gap() for s in SEEDS}), "glue/lora/gap": gap([0.001, -0.001, 0.0]),
+         "glue/majority/gap": gap([-0.002, 0.001, 0.0], half=0.01)}
+    verdict = claim.check(m)
+    assert verdict.status == INCONCLUSIVE and verdict.evidence["claim"]["status"] == REPRODUCED
+    # above the majority class, but by less than the point LoRA may lose: still not read
+    m["glue/majority/gap"] = gap([-0.008, -0.009, -0.007], half=0.001)
+    assert claim.check(m).status == INCONCLUSIVE
+    # clearly above: the same comparison decides
+    m["glue/majority/gap"] = gap([-0.2, -0.21, -0.19], half=0.02)
+    assert claim.check(m).status == REPRODUCED
+
+
+def test_fewshot_comparison_needs_ia3_above_the_majority_class():
+    claim = next(c for c in peft.PEFT().claims("cpu") if c.id == "P-C4")
+    m = {"fewshot/majority/acc": floor_items(), "fewshot/ia3/acc": floor_items(),  # (IA)^3 answers the majority class
+         "fewshot/lora/acc": seeded_items(0.1, 1), "fewshot/prompt/acc": seeded_items(0.1, 2),
+         "fewshot/ia3/trainable": MetricResult.exact("n", 1728), "fewshot/lora/trainable": MetricResult.exact("n", 9216),
+         "fewshot/prompt/trainable": MetricResult.exact("n", 1920)}
+    for k in ("fewshot/ia3/trainable", "fewshot/lora/trainable", "fewshot/prompt/trainable"):
+        m[k] = over_seeds({s: m[k] for s in SEEDS})
+    verdict = claim.check(m)
+    assert verdict.status == INCONCLUSIVE and verdict.evidence["claim"]["status"] == REPRODUCED
+    m["fewshot/ia3/acc"] = seeded_items(0.8, 3)
+    assert claim.check(m).status == REPRODUCED
+
+
+def test_claims_are_a_pure_function_of_the_scale():
+    registered = papers.get_paper("peft")
+    for scale in peft.SCALES:
+        fresh = peft.PEFT()
+        before = [(c.id, c.predicate.keys()) for c in fresh.claims(scale)]
+        for other in peft.SCALES:
+            fresh.claims(other)
+        assert [(c.id, c.predicate.keys()) for c in fresh.claims(scale)] == before
+        assert [(c.id, c.predicate.keys()) for c in registered.claims(scale)] == before
+        assert [(c.id, c.predicate.keys()) for c in peft.PEFT("gpu").claims(scale)] == before  # old constructor
+        assert [cid for cid, _ in before] == ["P-C1", "P-C2", "P-C3", "P-C4"]
+    assert not vars(peft.PEFT("cpu"))
+
+
+@pytest.mark.parametrize("scale", list(peft.SCALES))
+def test_every_comparison_states_a_delta_and_its_source(scale):
+    for claim in peft.PEFT().claims(scale):
+        stated = deltas(claim.predicate)
+        assert stated and all(d is not None and d > 0 for d in stated), claim.id
+        assert claim.delta_source.strip(), claim.id
+
+
+def test_measure_takes_one_seed_and_fewshot_subsets_never_repeat_across_seeds():
+    with pytest.raises(ValueError, match="one seed"):
+        peft.PEFT().measure("smoke", [0, 1])
+    for s in peft.SCALES.values():
+        drawn = [peft.fewshot_seed(s, seed, i) for seed in range(4) for i in range(s.fewshot_subsets)]
+        assert len(set(drawn)) == len(drawn)
+        assert [peft.fewshot_seed(s, 0, i) for i in range(s.fewshot_subsets)] == list(range(s.fewshot_subsets))
+    with pytest.raises(ValueError):
+        peft.fewshot_seed(peft.SCALES["cpu"], 0, peft.SCALES["cpu"].fewshot_subsets)
+
+
+def test_learning_rates_are_chosen_on_a_tuning_split_of_the_training_examples(monkeypatch):
+    """`select_lr` trains on part of the training examples and scores the rest; the dev set that
+    decides the verdicts is never scored."""
+    task = TASKS["sst2"]
+    train = [([i, 100 + i], [0, 0]) for i in range(50)]
+    dev = [([900 + i], [0]) for i in range(20)]
+    data = peft.bert_paper.TaskData(task, train, [float(i % 2) for i in range(50)], dev, [1.0] * 20)
+    split = peft.tuning_split(data, 0.2, seed=0)
+    assert len(split.val) == 10 and len(split.train) == 40
+    assert sorted(split.train + split.val) == sorted(train) and not set(map(str, split.val)) & set(map(str, split.train))
+    assert not set(map(str, split.val)) & set(map(str, dev))  # nothing of the dev set
+    assert [x for x in peft.tuning_split(data, 0.2, seed=0).val] == split.val  # seeded
+    with pytest.raises(ValueError):
+        peft.tuning_split(data, 0.0)
+
+    seen = []
+
+    def fake_job(job, base, recipe, d, *args):
+        seen.append((job.arm, recipe.lr, d.val))
+        truth = np.asarray(d.val_labels, dtype=int)
+        right = recipe.lr == 1e-2  # this rate predicts the tuning split perfectly, the others never
+        return {"preds": (truth if right else 1 - truth).tolist()}
+
+    monkeypatch.setattr(peft, "encoder_data", lambda *a, **k: data)
+    monkeypatch.setattr(peft, "classify_job", fake_job)
+    monkeypatch.setattr(peft, "class_tokens", lambda task, base: None)
+    base = type("FakeBase", (), {"kind": "encoder", "label": "encoder", "max_len": 64})()
+    s = peft.SCALES["smoke"]
+    out = peft.select_lr(base, s.recipe("lora"), "sst2", (3e-3, 1e-2, 3e-2), s)
+    assert out["lr"] == 1e-2 and out["scores"][1e-2] == 1.0 and not out["tied"]
+    assert out["tuning_examples"] == round(peft.TUNING_FRACTION * 50) and out["train_examples"] == 50 - out["tuning_examples"]
+    assert all(arm == "lr_select" and all(x in train for x in val) for arm, _, val in seen)
 
 
 # ----------------------------------------------------------------------------------------------
