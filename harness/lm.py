@@ -434,6 +434,11 @@ class ReproLM(LM):
         from repro.train import load_checkpoint
 
         model, _ = load_checkpoint(run_dir, device=device)
+        if isinstance(tokenizer, (str, os.PathLike)):  # a tokenizer directory, e.g. from lm-eval's model_args
+            if not Path(tokenizer).is_dir():
+                raise FileNotFoundError(f"tokenizer directory {tokenizer} does not exist; pass the tokenizer/ folder "
+                                        "that `repro train` wrote beside the checkpoint")
+            tokenizer = load_tokenizer(tokenizer)
         if tokenizer is None:
             tok_dir = (run_dir if run_dir.is_dir() else run_dir.parent) / "tokenizer"
             if not tok_dir.is_dir():

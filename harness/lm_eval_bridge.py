@@ -112,14 +112,16 @@ class LMEvalAdapter(LMEvalModel):
 
 @register_model("repro")
 class ReproLMEval(LMEvalAdapter):
-    """`--model repro --model_args checkpoint=RUN_DIR[,batch_size=N][,device=cpu]`."""
+    """`--model repro --model_args checkpoint=RUN_DIR[,tokenizer=DIR][,batch_size=N][,device=cpu][,precision=fp32]`."""
 
     def __init__(self, checkpoint: str | None = None, batch_size: Any = None, device: str | None = None,
-                 max_batch_size: Any = None, tokenizer: str | None = None, lm: LM | None = None):
+                 max_batch_size: Any = None, tokenizer: str | None = None, lm: LM | None = None,
+                 precision: str = "auto"):
         if lm is None:
             if checkpoint is None:
                 raise ValueError("the repro model type needs checkpoint=RUN_DIR (a directory written by `repro train`)")
-            lm = ReproLM(checkpoint, tokenizer, batch_size=_batch_size(batch_size), device=_device(device))
+            lm = ReproLM(checkpoint, tokenizer, batch_size=_batch_size(batch_size), device=_device(device),
+                         precision=precision)
         super().__init__(lm)
 
 

@@ -327,7 +327,9 @@ def _run_rank(lm, task: Task, template: Template, items: list[PreparedItem]) -> 
     rows, correct, correct_norm, conf, preds, golds = [], [], [], [], [], []
     for it, (start, n) in zip(items, spans, strict=True):
         lls = [float(results[start + j][0]) for j in range(n)]
-        lengths = [max(1, len(requests[start + j][1])) for j in range(n)]
+        # lm-eval's acc_norm divides by the length of the choice itself, not of the continuation
+        # with its target delimiter (the leading space): " no" counts 2, as in lm-eval, not 3
+        lengths = [max(1, len(requests[start + j][1].removeprefix(" "))) for j in range(n)]
         probs = _softmax(lls)
         gold = int(it.record["label"])
         pred, pred_norm = _argmax(lls), _argmax([ll / L for ll, L in zip(lls, lengths)])

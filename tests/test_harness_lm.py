@@ -467,3 +467,13 @@ def test_bf16_scoring_stays_close_to_fp32(run_dir):
     with fast._autocast():
         ids = torch.tensor([fast.tok_encode("The cat sat")])
         assert fast._causal_logits(ids, torch.ones_like(ids)).dtype == torch.float32
+
+
+def test_the_bridge_takes_a_tokenizer_directory_as_lm_eval_passes_it(run_dir, tmp):
+    """`--model_args checkpoint=DIR,tokenizer=TOKDIR` hands the tokenizer over as a string."""
+    from harness.lm_eval_bridge import ReproLMEval
+
+    bridged = ReproLMEval(checkpoint=str(run_dir), tokenizer=str(run_dir / "tokenizer"), precision="fp32")
+    assert bridged.eot_token_id == ReproLM(run_dir).eot_token_id and bridged.lm.precision == "fp32"
+    with pytest.raises(FileNotFoundError, match="tokenizer directory .* does not exist"):
+        ReproLMEval(checkpoint=str(run_dir), tokenizer=str(tmp / "nowhere"))

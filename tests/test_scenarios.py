@@ -265,6 +265,15 @@ def test_multiple_choice_accuracy_with_known_answers(toy_mc):
     assert res.value("ece") == pytest.approx(abs(p - golds.count(0) / len(golds)))
 
 
+def test_acc_norm_divides_by_the_choice_without_its_delimiter_as_lm_eval_does(toy_mc):
+    """" no" vs " maybe" at -2.2 and -5.2: per character of the choice (lm-eval: 2 and 5) "maybe"
+    wins, -1.04 > -1.1; per character of the continuation with its space (3 and 6) "no" would."""
+    res = run_scenario(FakeLM(score=lambda ctx, cont: -2.2 if cont == " no" else -5.2), Scenario("toy/mc"))
+    golds = [r["label"] for r in res.per_item]
+    assert {r["pred_norm"] for r in res.per_item} == {1} and {r["pred"] for r in res.per_item} == {0}
+    assert res.value("acc_norm") == pytest.approx(golds.count(1) / len(golds))
+
+
 def test_accuracy_is_invariant_to_request_order(toy_mc):
     lm = FakeLM()  # scores depend only on (context, continuation)
     a = run_scenario(lm, Scenario("toy/mc", shots=1, eval_seed=0))
