@@ -1,5 +1,6 @@
 """Turn pytest-benchmark's JSON into results/perf/throughput.{json,md}: tokens/s per family,
-mode and implementation, and the ratio ours / reference with a 95% bootstrap interval.
+mode, precision (fp32, or bf16 autocast on both sides) and implementation, and the ratio
+ours / reference with a 95% bootstrap interval.
 
 Each benchmark round timed one step of each implementation back to back (benchmarks/
 test_throughput.py), so the ratio is the median over rounds of the paired ratio
@@ -22,14 +23,19 @@ def paired_ratio(ours: list[float], reference: list[float], resamples: int = 200
     return float(np.median(ratios)), float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
 
 
+def precision(benchmark: dict) -> str:
+    # Runs saved before the bf16 rows existed were all fp32.
+    return benchmark["extra_info"].get("precision", "fp32")
+
+
 def main(src: str = "results/perf/benchmark.json", out_dir: str = "results/perf") -> None:
     data = json.loads(Path(src).read_text())
     rows = []
-    for b in sorted(data["benchmarks"], key=lambda b: (b["extra_info"]["family"], b["extra_info"]["mode"])):
+    for b in sorted(data["benchmarks"], key=lambda b: (b["extra_info"]["family"], b["extra_info"]["mode"], precision(b))):
         info = b["extra_info"]
         ours, ref = info["seconds"]["ours"], info["seconds"]["reference"]
         ratio, low, high = paired_ratio(ours, ref)
-        rows.append({"family": info["family"], "mode": info["mode"], "rounds": len(ours),
+        rows.append({"family": info["family"], "mode": info["mode"], "precision": precision(b), "rounds": len(ours),
                      "ours_tokens_per_s": info["tokens"] / float(np.median(ours)),
                      "reference_tokens_per_s": info["tokens"] / float(np.median(ref)),
                      "ratio": ratio, "ratio_ci95": [low, high]})
@@ -42,11 +48,12 @@ def main(src: str = "results/perf/benchmark.json", out_dir: str = "results/perf"
     lines = ["# Throughput: ours vs transformers (same config, batch, weights)", "",
              f"{env['machine']}, torch {env['torch']}, {env['threads']} threads, {env['datetime']}.",
              "Ratio: median over rounds of the paired ratio (one step of each per round), 95% bootstrap interval.", "",
-             "| family | mode | ours tok/s | transformers tok/s | ours / reference | 95% interval |",
-             "|---|---|---:|---:|---:|---|"]
+             "Precision bf16: both models under torch.autocast(\"cpu\", dtype=torch.bfloat16), weights fp32.", "",
+             "| family | mode | precision | ours tok/s | transformers tok/s | ours / reference | 95% interval |",
+             "|---|---|---|---:|---:|---:|---|"]
     for r in rows:
         low, high = r["ratio_ci95"]
-        lines.append(f"| {r['family']} | {r['mode']} | {r['ours_tokens_per_s']:,.0f} | {r['reference_tokens_per_s']:,.0f} "
+        lines.append(f"| {r['family']} | {r['mode']} | {r['precision']} | {r['ours_tokens_per_s']:,.0f} | {r['reference_tokens_per_s']:,.0f} "
                      f"| {r['ratio']:.2f}x | [{low:.2f}, {high:.2f}] |")
     (out / "throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
