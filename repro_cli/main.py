@@ -405,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        # Flush here, inside the handler: a small output sits in the buffer until exit, and a reader
+        # that has already gone would otherwise fail the interpreter's own flush (exit status 120).
+        sys.stdout.flush()
     except (UserError, ConfigError, TrainingError, FileNotFoundError, KeyError) as e:
         message = e.args[0] if e.args else str(e)
         print(f"repro: error: {message}", file=sys.stderr)

@@ -28,7 +28,7 @@ def _load_race():
 race = _load_race()
 
 TINY = replace(race.RaceConfig(), n_layer=2, d_model=32, n_head=2, vocab_size=128, block_size=16, batch_size=4,
-               steps=6, warmup_steps=2, eval_every=2, eval_windows=8, seeds=(0,), target=None)
+               steps=6, warmup_steps=2, eval_every=2, eval_windows=8, seeds=(0,), attempts=1, target=None)
 
 
 def synthetic_data(cfg):
@@ -126,3 +126,27 @@ def test_quick_mode_comes_from_the_environment(monkeypatch):
     assert race.config_from_env().seeds == (0,) and race.config_from_env().steps < 20
     monkeypatch.setenv("RACE_QUICK", "0")
     assert race.config_from_env() == race.RaceConfig()
+
+
+def test_a_contended_seed_is_run_again(monkeypatch):
+    """An attempt with an arm that shared the machine is void: the seed runs again, the void
+    attempt is kept in the record, and the last attempt is kept whatever its load."""
+    calls = []
+
+    def fake_run_arm(arm, cfg, seed, data):
+        calls.append((seed, arm))
+        busy = seed == 0 and len(calls) == 2  # the second arm of seed 0's first attempt
+        curve = [(0.0, 0, 5.0, 0.0), (10.0, 10, 3.0, 20.0)]
+        return {"precision": "fp32", "curve": curve, "setup_seconds": 0.0,
+                "load": {"mean": 9.0 if busy else 1.0, "max": 9.0, "samples": 1}}
+
+    monkeypatch.setattr(race, "run_arm", fake_run_arm)
+    monkeypatch.setattr(race, "step0_agreement", lambda cfg, data: {"ours": 1.0, "hf": 1.0, "abs_diff": 0.0})
+    monkeypatch.setattr(race, "wait_for_quiet", lambda: 0.0)
+    cfg = replace(TINY, seeds=(0, 1), attempts=2, target=4.0)
+    result = race.race(cfg, None, data={"train_ids": None, "heldout": []})
+    assert calls[:2] == [(0, "ours_default"), (0, "ours_fp32")]  # stopped at the contended arm
+    assert len(calls) == 2 + 4 + 4
+    assert [r["seed"] for r in result["rejected_attempts"]] == [0]
+    assert not any(v for a in result["arms"].values() for v in a["contended"].values())
+    assert result["ratios"]["hf_fp32/ours_default"]["geomean"] == pytest.approx(1.0)
