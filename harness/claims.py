@@ -23,7 +23,7 @@ Predicates (factories; each object has ``evaluate(measured) -> Verdict``, ``desc
 and are repeated in every verdict's ``evidence["rule"]``.
 
 ``load_reported(paper)`` reads ``reported.yaml`` (``$REPRO_REFERENCE``, a file or its directory;
-default ``<repo>/../shared/reference/reported.yaml``).
+default the project's copy, ``harness/reference/reported.yaml``).
 """
 
 from __future__ import annotations
@@ -652,13 +652,13 @@ def check_claims(claims: Sequence[Claim], measured: Mapping[str, Any]) -> list[d
 
 
 def reference_path() -> Path:
-    """reported.yaml: ``$REPRO_REFERENCE`` (the file, or a directory holding it), else
-    ``<repo>/../shared/reference/reported.yaml``."""
+    """reported.yaml: ``$REPRO_REFERENCE`` (the file, or a directory holding it), else the project's
+    own copy, ``harness/reference/reported.yaml``."""
     env = os.environ.get("REPRO_REFERENCE")
     if env:
         p = Path(env).expanduser()
         return p / "reported.yaml" if p.is_dir() else p
-    return Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "reported.yaml"
+    return Path(__file__).resolve().parent / "reference" / "reported.yaml"
 
 
 @functools.lru_cache(maxsize=4)

@@ -58,6 +58,7 @@ __all__ = [
     "over_prompts",
     "paired_bootstrap_diff",
     "paired_bootstrap_ratio",
+    "power_law_fit",
     "pearson",
     "perplexity",
     "rouge",
@@ -901,3 +902,17 @@ def efficiency(tokens: float | None, seconds: float | None, n_requests: int, n_p
         "timing": True, "tokens": None if tokens is None else float(tokens), "seconds": None if seconds is None else float(seconds),
         "n_requests": int(n_requests), "tokens_per_second": None if math.isnan(tps) else tps,
         "latency_s_per_request": latency, "n_params": None if n_params is None else int(n_params)})
+
+
+def power_law_fit(n_params: list[int], losses: list[float]) -> tuple[float, float, float]:
+    """L(N) = (N_c / N)^alpha  <=>  log L = alpha log N_c - alpha log N; returns (alpha, N_c, R^2)."""
+    x, y = np.log(np.asarray(n_params, float)), np.log(np.asarray(losses, float))
+    slope, intercept = np.polyfit(x, y, 1)
+    pred = slope * x + intercept
+    r2 = 1 - ((y - pred) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12)
+    alpha = -slope
+    try:
+        n_c = math.exp(intercept / alpha) if alpha else math.inf
+    except OverflowError:  # a near-flat fit: N_c is beyond any float
+        n_c = math.inf
+    return float(alpha), float(n_c), float(r2)

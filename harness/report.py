@@ -199,6 +199,64 @@ def helm_summary(records) -> list[str]:
     return lines + [""]
 
 
+def bases_figure(record: dict, out: Path) -> Path:
+    """Held-out loss against training tokens, one panel per family, each base's target dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = list(dict.fromkeys(row["family"] for row in record["bases"]))
+    fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
+    for ax, family in zip(axes[0], families):
+        for i, row in enumerate(r for r in record["bases"] if r["family"] == family):
+            color = f"C{i}"
+            tokens, losses = zip(*row["curve"])
+            ax.plot(tokens, losses, marker=".", color=color, label=f"{row['name']} (s{row['seed']})")
+            ax.axhline(row["target"], color=color, linestyle="--", linewidth=0.8)
+        ax.axhline(row["unigram_val_loss"], color="grey", linestyle=":", linewidth=0.8, label="unigram")
+        ax.set_xscale("log")
+        ax.set_xlabel("training tokens")
+        ax.set_ylabel("held-out loss (nats/token)")
+        ax.set_title(f"{family} ({row['objective']})", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Shared bases ({record['scale']}): learning curves; dashed: each base's target", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def bases_section(root: Path, figures_dir: Path) -> list[str]:
+    """The shared bases of each scale recorded by `repro bases --record`: a table, the decoder
+    family's alpha_N beside Kaplan's, and the learning curves."""
+    import json
+
+    lines = []
+    for path in sorted((root / "bases").glob("*.json")):
+        record = json.loads(path.read_text())
+        if record["scale"] == "smoke":
+            continue  # smoke bases only exercise the code path
+        lines += [f"## Shared bases — {record['scale']} scale", "",
+                  "Pre-trained once on the mixture (" + ", ".join(f"{d} {s}" for d, s in record["mixture"]["train"])
+                  + "; held out: " + ", ".join(f"{d} {s}" for d, s in record["mixture"]["held_out"])
+                  + ") and reused by the papers that fine-tune. A base that misses its target fails the run.", ""]
+        lines += markdown_table([{
+            "base": row["name"], "seed": row["seed"], "params": f"{row['params']:,}", "tokens": f"{row['tokens']:,}",
+            "tokens/param": f"{row['tokens_per_param']:.1f}", "held-out loss": f"{row['val_loss']:.3f}",
+            "target": f"{row['target']:.3f}", "unigram": f"{row['unigram_val_loss']:.3f}",
+            "reached": "yes" if row["reached"] else "**MISSED**",
+            "tokens/s": _fmt(row["tokens_per_second"]), "precision": row["precision"]} for row in record["bases"]])
+        fit = record.get("decoder_scaling")
+        if fit:
+            lines += ["", f"Decoder family: L(N) = (N_c/N)^α_N fitted over non-embedding N = {fit['non_embedding_params']}: "
+                          f"α_N = {fit['alpha_N']:.3f} (Kaplan et al. {fit['kaplan_alpha_N']}), R² = {fit['r2']:.3f}."]
+        figure = bases_figure(record, figures_dir / f"bases_{record['scale']}.png")
+        lines += ["", f"![learning curves](figures/{figure.name})", ""]
+    return lines
+
+
 def render(root: str | Path = "results") -> Path:
     root = Path(root)
     figures_dir = root / "figures"
@@ -214,6 +272,7 @@ def render(root: str | Path = "results") -> Path:
     any_records = bool(runs_by_scale)
     if any_records:
         lines += ["## Verdicts", ""] + verdict_summary(runs_by_scale, root)
+    lines += bases_section(root, figures_dir)
     for scale, runs in runs_by_scale.items():
         title = "## Appendix: smoke scale (pipeline checks; the numbers mean nothing)" if scale == "smoke" else f"## Scale: {scale}"
         lines += [title, ""]

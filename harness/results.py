@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.atomic import fsync_path as _fsync_dir
+from repro.config import InputError
 
 __all__ = [
     "SCHEMA_PATH",
@@ -41,6 +42,7 @@ __all__ = [
     "history_of",
     "latest_runs",
     "load_schema",
+    "read_results_json",
     "read_run",
     "run_path",
     "utc_now",
@@ -190,7 +192,7 @@ def _parse_time(ts: str) -> _dt.datetime:
 # Validation
 
 
-class ResultsValidationError(ValueError):
+class ResultsValidationError(InputError):
     """A results file does not match the schema; the message names every offending field."""
 
 
@@ -332,10 +334,25 @@ def write_run(record: RunRecord | Mapping[str, Any], root: str | os.PathLike[str
     return target
 
 
+def read_results_json(path: str | os.PathLike[str]) -> dict:
+    """A results file's JSON, or one line naming the file, what is wrong and the fix."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        what = "is empty" if not Path(path).read_bytes().strip() else f"is not complete JSON ({e.msg} at line {e.lineno})"
+        raise ResultsValidationError(f"results file {path} {what}; re-run its paper (repro run PAPER --scale S) "
+                                     f"or restore it (git checkout {path})") from None
+    except UnicodeDecodeError:
+        raise ResultsValidationError(f"results file {path} is not UTF-8 text; restore it (git checkout {path})") from None
+    if not isinstance(data, dict):
+        raise ResultsValidationError(f"results file {path} holds a {type(data).__name__}, not a run record")
+    return data
+
+
 def read_run(path: str | os.PathLike[str], validate: bool = True) -> RunRecord:
     """Load a results file (validated against the schema by default)."""
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    data = read_results_json(path)
     if validate:
         validate_run(data, source=str(path))
     return RunRecord.from_dict(data)

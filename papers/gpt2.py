@@ -16,13 +16,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from harness.claims import Claim, all_of, greater, monotone
 from harness.lm import ReproLM
-from harness.metrics import MetricResult, perplexity
+from harness.metrics import MetricResult, perplexity, power_law_fit
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
+from repro.model import non_embedding_params
 from repro.pipeline import corpus_text, load_run_config, train_run
 
 
@@ -105,12 +104,6 @@ def run_config(s: ScaleSettings, size: Size, seed: int, norm_placement: str = "p
     })
 
 
-def non_embedding_params(model) -> int:
-    """Kaplan et al.'s N: parameters outside the token and position embeddings."""
-    embed = {id(p) for name, p in model.named_parameters() if "tok_embed" in name or "pos_embed" in name}
-    return sum(p.numel() for p in model.parameters() if id(p) not in embed)
-
-
 def documents(text: str, n: int, chars: int = 1500) -> list[str]:
     """n evenly spaced pieces of a corpus, for per-document bootstrap CIs."""
     step = max(chars, len(text) // max(n, 1))
@@ -120,16 +113,6 @@ def documents(text: str, n: int, chars: int = 1500) -> list[str]:
 def fit_perplexity(lm, docs: list[str]) -> MetricResult:
     scored = lm.loglikelihood_rolling_with_counts(docs)
     return perplexity([-lp for lp, _ in scored], [n for _, n in scored])
-
-
-def power_law_fit(n_params: list[int], losses: list[float]) -> tuple[float, float, float]:
-    """L(N) = (N_c / N)^alpha  <=>  log L = alpha log N_c - alpha log N; returns (alpha, N_c, R^2)."""
-    x, y = np.log(np.asarray(n_params, float)), np.log(np.asarray(losses, float))
-    slope, intercept = np.polyfit(x, y, 1)
-    pred = slope * x + intercept
-    r2 = 1 - ((y - pred) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12)
-    alpha = -slope
-    return float(alpha), float(math.exp(intercept / alpha)) if alpha else float("inf"), float(r2)
 
 
 # Minimum effects of interest (δ), stated before the run, in each metric's own units. Perplexities are
@@ -277,4 +260,4 @@ class GPT2(Paper):
         return self.save_figure(fig, f"{scale}_gpt2_sweep.png")
 
 
-__all__ = ["GPT2", "SCALES", "power_law_fit"]
+__all__ = ["GPT2", "SCALES"]

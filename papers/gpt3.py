@@ -23,7 +23,7 @@ Recipe, scaled down:
    from a generated pool (never evaluated items); LAMBADA zero-shot last-word accuracy (the target
    is greedy's output); SST-2 rank classification at K = 0 .. 32 (the Ks that fit the context).
 5. Held-out loss (same mixture) vs training compute C = flops_per_token x tokens, fitted by
-   L = (C_c / C)^alpha (GPT-2's `power_law_fit`), as in Fig. 3.1.
+   L = (C_c / C)^alpha (harness.metrics.power_law_fit, as GPT-2's), as in Fig. 3.1.
 
 Pre-training + evaluation of each size is one `run_parallel` job; the model and its evaluation
 are cached in the artifact store.
@@ -43,11 +43,10 @@ import torch
 
 from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.lm import ReproLM
-from harness.metrics import MetricResult, accuracy, mean_with_ci, paired_bootstrap_diff
+from harness.metrics import MetricResult, accuracy, mean_with_ci, paired_bootstrap_diff, power_law_fit
 from harness.scenarios import Scenario, prepare, run_scenario
 from papers import Measured, Paper, one_seed, register
 from papers.glue import GlueTask, majority
-from papers.gpt2 import power_law_fit
 from repro.data import load
 from repro.data import gpt3_tasks as g3
 from repro.data.tasks import Task, Template, exact_answer, get_task, register as register_task

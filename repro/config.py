@@ -21,7 +21,12 @@ ATTENTION_PATTERNS = ("dense", "alternating_banded")
 INIT_SCHEMES = ("normal", "t5")
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Bad input a user can fix (a damaged data or results file): the message names the file, what
+    is wrong and the fix, and the command line prints it as one line with exit status 2."""
+
+
+class ConfigError(InputError):
     """A configuration value is wrong; the message names the field and what is allowed."""
 
 
@@ -130,11 +135,13 @@ class ModelConfig:
 
 def from_dict(cls: type, data: dict[str, Any]):
     """Build a config dataclass from a plain dict; an unknown key is a typo and names its fix."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} must be a mapping of field: value, got {type(data).__name__} {data!r}")
     known = {f.name for f in fields(cls)}
     unknown = [k for k in data if k not in known]
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(key, sorted(known), n=3)
+        close = difflib.get_close_matches(str(key), sorted(known), n=3)
         hint = f" (did you mean {' or '.join(close)}?)" if close else f"; known fields: {', '.join(sorted(known))}"
         raise ConfigError(f"unknown {cls.__name__} field {key!r}{hint}")
     return cls(**{k: _coerce(cls, f, data[k]) for f in fields(cls) if (k := f.name) in data})
@@ -142,14 +149,27 @@ def from_dict(cls: type, data: dict[str, Any]):
 
 def _coerce(cls: type, f, value: Any) -> Any:
     """YAML reads `3e-4` as a string and users type `steps: "100"`: convert where the default's
-    type is a number, and name the field when that is impossible."""
+    type is a number, and name the field when that is impossible (a list, a word). A field whose
+    default is a flag or a word takes only a flag or a word."""
     default = f.default if f.default is not dataclasses.MISSING else None
-    if isinstance(default, bool) or not isinstance(default, (int, float)) or isinstance(value, (int, float)):
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{cls.__name__}.{f.name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{cls.__name__}.{f.name} must be a word, got {value!r}")
+        return value
+    if not isinstance(default, (int, float)):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     try:
-        return type(default)(float(value)) if isinstance(value, str) else value
+        if isinstance(value, str):
+            return type(default)(float(value))
     except ValueError:
-        raise ConfigError(f"{cls.__name__}.{f.name} must be a number, got {value!r}") from None
+        pass
+    raise ConfigError(f"{cls.__name__}.{f.name} must be a number, got {value!r}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -162,4 +182,4 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(value)
 
 
-__all__ = ["ModelConfig", "ConfigError", "from_dict", "parse_override", "field"]
+__all__ = ["ModelConfig", "ConfigError", "InputError", "from_dict", "parse_override", "field"]

@@ -37,7 +37,7 @@ import torch
 import repro
 from repro.config import ConfigError, ModelConfig, from_dict, parse_override
 from repro.model import build_model, get_preset, scaled
-from repro.train import Trainer, TrainConfig, atomic_write_text, check_writable
+from repro.train import Trainer, TrainConfig, TrainingError, atomic_write_text, check_writable
 
 
 @dataclass
@@ -84,9 +84,15 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] = (), b
         if not path.exists():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data.update(yaml.safe_load(path.read_text()) or {})
+            loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not UTF-8 text; save the config as UTF-8 YAML") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must be a YAML mapping (name:, preset:, model:, data:, train: ...), "
+                              f"got a {type(loaded).__name__}")
+        data.update(loaded)
     for text in overrides:
         keys, value = parse_override(text)
         node = data
@@ -98,13 +104,14 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] = (), b
 
 def run_config_from_dict(data: dict) -> RunConfig:
     data = dict(data)
-    if "data" in data:
-        data["data"] = from_dict(DataConfig, data["data"] or {})
-    if "train" in data:
-        try:
-            data["train"] = from_dict(TrainConfig, data["train"] or {})
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("TrainConfig", "train")) from None
+    for section, cls in (("data", DataConfig), ("train", TrainConfig)):
+        if section in data:
+            try:
+                data[section] = from_dict(cls, data[section] or {})
+            except (ConfigError, TrainingError) as e:  # name the section as the user wrote it
+                raise ConfigError(str(e.args[0]).replace(cls.__name__, section)) from None
+    if "model" in data and not isinstance(data["model"], dict):
+        raise ConfigError(f"model must be a mapping of ModelConfig fields (e.g. {{n_layer: 4}}), got {data['model']!r}")
     return from_dict(RunConfig, data)
 
 
@@ -493,12 +500,16 @@ def train_run(run: RunConfig) -> RunResult:
     if done.exists():  # the artifact cache: the same run was trained before
         from repro.train import load_checkpoint
 
-        model, _ = load_checkpoint(out_dir, run.task)
         summary = json.loads(done.read_text())
+        if summary.get("key") != key:  # only an explicit out_dir can hold another config's run
+            raise ConfigError(f"{out_dir} holds a finished run of another configuration (key {summary.get('key')}, "
+                              f"this one {key}); choose another out_dir or delete {out_dir}")
+        model, _ = load_checkpoint(out_dir, run.task)
         history = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines() if line]
         return RunResult(out_dir, model, load_tokenizer(out_dir / "tokenizer"), history, True, summary)
 
     check_writable(out_dir)  # fail before the expensive work, not after
+    run.model_config(data.vocab_size)  # a bad model config fails before anything is written
     train_text = corpus_text(data, data.train_split, data.max_chars)
     tok = train_tokenizer(data.tokenizer, train_text.splitlines(), data.vocab_size)
     tok.save_pretrained(out_dir / "tokenizer")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from repro.config import ConfigError
 from repro.model.heads import IGNORE_INDEX
 from repro.precision import resolve_precision
 
@@ -74,6 +76,11 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"TrainConfig.lr must be positive, got {self.lr}")
         self.betas = tuple(self.betas)
         self.precision = resolve_precision(self.precision, self.device)
         if self.batch_size % self.grad_accum:
@@ -505,7 +512,7 @@ def average_snapshots(paths: list[Path]) -> dict[str, torch.Tensor]:
 
 def load_checkpoint(path: str | Path, task: str | None = None, device: str = "cpu"):
     """The trained model from a checkpoint (training state dropped) and the run's configuration."""
-    from repro.config import ModelConfig, from_dict
+    from repro.config import InputError, ModelConfig, from_dict
     from repro.model import build_model
 
     path = Path(path)
@@ -513,7 +520,14 @@ def load_checkpoint(path: str | Path, task: str | None = None, device: str = "cp
         path = path / "checkpoint.pt"
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; train first (repro train CONFIG.yaml) or pass the run directory")
-    state = torch.load(path, map_location=device, weights_only=False)
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise InputError(f"checkpoint {path} is truncated or damaged ({str(e).splitlines()[0]}); delete its run "
+                         "directory and train again") from None
+    if not isinstance(state, dict) or "model_config" not in state or "model" not in state:
+        raise InputError(f"{path} is not a repro checkpoint (no model_config / model); pass a run directory that "
+                         "repro train wrote")
     config = from_dict(ModelConfig, state["model_config"])
     model = build_model(config, task or state.get("run_config", {}).get("task"))
     model.load_state_dict(state["model"])

@@ -6,6 +6,7 @@
     repro bases [--scale S] [NAME ...]               pre-train the shared bases (once) and check their targets
     repro generate RUN_DIR --prompt TEXT             sample from a trained model
     repro eval MODEL --scenario NAME [--shots K]     score a model on a harness scenario
+    repro scenarios [PATTERN]                        list the evaluation scenarios (e.g. 'glue', 'agieval/*:few')
     repro run PAPER|all      run reproductions (filled in by the paper modules)
     repro report             render results/REPORT.md
     repro stability PAPER --scale cpu                re-run on disjoint seeds; do the verdicts hold?
@@ -19,11 +20,12 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
-from repro.config import ConfigError
+from repro.config import InputError
 from repro.train import TrainingError
 
 
@@ -51,6 +53,24 @@ def cmd_presets(args: argparse.Namespace) -> None:
         )
     print("\n'as paper': counted the way the paper counted (GPT-2 Table 2 used GPT-1's 40,478-token "
           "vocabulary and 512 context); 'params': our model exactly as configured.")
+
+
+def cmd_scenarios(args: argparse.Namespace) -> None:
+    import fnmatch
+
+    from harness.scenarios import SCENARIOS
+    from repro.data.tasks import get_task
+
+    pattern = args.pattern if any(c in args.pattern for c in "*?[") else f"*{args.pattern}*"
+    names = [n for n in SCENARIOS if fnmatch.fnmatchcase(n, pattern)]
+    if not names:
+        raise UserError(f"no scenario matches {args.pattern!r}; `repro scenarios` lists all {len(SCENARIOS)}")
+    print(f"{'scenario':<44} {'kind':<16} {'shots':>5}  metrics")
+    for name in names:
+        scenario = SCENARIOS[name]
+        task = get_task(scenario.task)
+        print(f"{name:<44} {task.kind:<16} {scenario.shots:>5}  {', '.join(task.metrics)}")
+    print(f"\n{len(names)} of {len(SCENARIOS)} scenarios; score one with `repro eval RUN_DIR --scenario NAME`.")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -107,7 +127,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
 def cmd_bases(args: argparse.Namespace) -> None:
     from datasets.utils.logging import disable_progress_bar
 
-    from repro.bases import pretrain_bases
+    from repro.bases import bases_record, check_target, pretrain_bases
 
     disable_progress_bar()
     scale = _resolve_scale(args.scale)
@@ -116,12 +136,41 @@ def cmd_bases(args: argparse.Namespace) -> None:
     for b in bases:
         r = b.record
         print(f"{b.spec.name:<24} {b.seed:>4} {r['params']:>9,} {r['tokens']:>11,} {b.val_loss:>9.3f} "
-              f"{b.spec.target_loss:>7.2f} {r['unigram_val_loss']:>8.3f}  {b.dir}{'' if b.reached else '  MISSED'}")
+              f"{b.target:>7.2f} {r['unigram_val_loss']:>8.3f}  {b.dir}{'' if b.reached else '  MISSED'}")
+    record = bases_record(scale, bases)
+    record["decoder_scaling"] = decoder_scaling(record["bases"])
+    if record["decoder_scaling"]:
+        fit = record["decoder_scaling"]
+        print(f"decoders: L(N) = (N_c/N)^alpha_N with alpha_N = {fit['alpha_N']:.3f} (Kaplan et al. 0.076), "
+              f"R^2 = {fit['r2']:.3f}, over non-embedding N = {fit['non_embedding_params']}")
+    if args.record:
+        from repro.train import atomic_write_text
+
+        out = Path(args.root) / "bases" / f"{scale}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(record, indent=1) + "\n")
+        print(f"recorded in {out}")
     missed = [b for b in bases if not b.reached]
     if missed:
-        from repro.bases import check_target
-
         check_target(missed[0])  # one line naming the first base that missed, and the fix
+
+
+def decoder_scaling(rows: list[dict]) -> dict | None:
+    """Kaplan's L(N) fitted over the decoder family's held-out losses (mean over seeds per size)."""
+    from harness.metrics import power_law_fit
+    from papers.gpt2 import KAPLAN_ALPHA_N
+
+    by_size: dict[int, list[float]] = {}
+    for row in rows:
+        if row["family"] == "decoder" and row["non_embedding_params"]:
+            by_size.setdefault(row["non_embedding_params"], []).append(row["val_loss"])
+    if len(by_size) < 2:
+        return None
+    sizes = sorted(by_size)
+    losses = [sum(by_size[n]) / len(by_size[n]) for n in sizes]
+    alpha, n_c, r2 = power_law_fit(sizes, losses)
+    return {"alpha_N": alpha, "N_c": n_c, "r2": r2, "kaplan_alpha_N": KAPLAN_ALPHA_N, "non_embedding_params": sizes,
+            "val_loss": losses}
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -224,11 +273,16 @@ def cmd_regress(args: argparse.Namespace) -> None:
 
     import papers
     from harness.regress import compare_dirs
+    from harness.results import read_results_json
     from harness.runner import run_paper
 
     baseline = Path(args.baseline)
     if not baseline.is_dir():
         raise UserError(f"baseline directory {baseline} does not exist; pass e.g. --baseline results/smoke")
+    if not args.fresh and baseline.name not in papers.SCALES:
+        raise UserError(f"baseline directory {baseline} is not named after a scale ({', '.join(papers.SCALES)}), so "
+                        "there is no scale to re-run; pass e.g. --baseline results/smoke, or compare two directories "
+                        "with --fresh DIR")
     if args.fresh:
         fresh = Path(args.fresh)
     else:  # re-run the smoke scale of every paper that has a baseline, into a scratch results root
@@ -248,7 +302,7 @@ def cmd_regress(args: argparse.Namespace) -> None:
             for path in sorted(baseline.glob("*.json")):
                 try:
                     # the baseline's own seeds: a verdict over three seeds is not one over one
-                    seeds = json.loads(path.read_text()).get("seeds")
+                    seeds = read_results_json(path).get("seeds")
                     run_paper(papers.get_paper(path.stem), scale, seeds, root=scratch, quiet=True)
                 except KeyError as e:
                     raise UserError(e.args[0]) from None
@@ -350,10 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--record", metavar="KEY", help="keep the chosen point in the recipes file under KEY")
     tune.add_argument("--recipes", default="results/perf/recipes.json", help="the recipes file --record writes")
     tune.set_defaults(func=cmd_tune)
+    scenarios = sub.add_parser("scenarios", help="list the evaluation scenarios (tasks x adaptation choices)")
+    scenarios.add_argument("pattern", nargs="?", default="*", help="a substring or a glob (e.g. 'gpt3/*:fewshot')")
+    scenarios.set_defaults(func=cmd_scenarios)
     bases = sub.add_parser("bases", help="pre-train the shared bases once (cached) and check each reached its target")
     bases.add_argument("names", nargs="*", help="only these bases (default: every base of the scale)")
     bases.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
     bases.add_argument("--seeds", type=int, nargs="+", default=[0])
+    bases.add_argument("--record", action="store_true", help="keep the bases' records in ROOT/bases/SCALE.json "
+                                                             "(the report draws their learning curves)")
+    bases.add_argument("--root", default="results")
     bases.set_defaults(func=cmd_bases)
     gen = sub.add_parser("generate", help="generate text from a trained checkpoint")
     gen.add_argument("checkpoint", type=Path, help="run directory (or its checkpoint.pt)")
@@ -408,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         # Flush here, inside the handler: a small output sits in the buffer until exit, and a reader
         # that has already gone would otherwise fail the interpreter's own flush (exit status 120).
         sys.stdout.flush()
-    except (UserError, ConfigError, TrainingError, FileNotFoundError, KeyError) as e:
+    except (UserError, InputError, TrainingError, FileNotFoundError, KeyError) as e:
         message = e.args[0] if e.args else str(e)
         print(f"repro: error: {message}", file=sys.stderr)
         return 2

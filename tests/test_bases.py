@@ -88,3 +88,45 @@ def test_the_command_lists_the_bases_and_fails_on_a_missed_target(smoke_bases, c
     monkeypatch.setattr("repro.bases.base_dir", lambda spec, seed, mixture: smoke_bases["encoder"].dir)
     assert main(["bases", "--scale", "smoke", "encoder"]) == 2
     assert "above its target 0.500" in capsys.readouterr().err
+
+
+def test_a_gain_target_sits_that_far_below_the_unigram_model(smoke_bases):
+    base = smoke_bases["decoder-L2d48"]
+    unigram = base.record["unigram_val_loss"]
+    gained = dataclasses.replace(base, spec=dataclasses.replace(base.spec, target_loss=math.inf, target_gain=0.25))
+    assert gained.target == pytest.approx(unigram - 0.25)
+    both = dataclasses.replace(gained, spec=dataclasses.replace(gained.spec, target_loss=unigram - 1.0))
+    assert both.target == pytest.approx(unigram - 1.0)  # both bars hold: the stricter one decides
+    assert dataclasses.replace(gained, record={**base.record, "val_loss": unigram - 0.2}).reached is False
+    assert dataclasses.replace(gained, record={**base.record, "val_loss": unigram - 0.3}).reached is True
+
+
+def test_every_cpu_base_states_a_target_and_its_family_shares_a_token_budget():
+    cpu = BASES["cpu"].values()
+    assert all(b.target_gain or math.isfinite(b.target_loss) for b in cpu)
+    for family in ("decoder", "encoder-decoder"):
+        assert len({b.tokens for b in cpu if b.family == family}) == 1  # a sweep differs in N alone
+
+
+def test_the_record_keeps_curves_and_fits_the_decoders_alpha(smoke_bases, tmp_path):
+    import json
+
+    from harness.report import render
+    from repro_cli.main import main
+
+    assert main(["bases", "--scale", "smoke", "--record", "--root", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "bases" / "smoke.json").read_text())
+    rows = {row["name"]: row for row in record["bases"]}
+    assert set(rows) == set(BASES["smoke"])
+    decoder = rows["decoder-L2d48"]
+    assert decoder["curve"][-1][1] == pytest.approx(decoder["val_loss"]) and decoder["reached"]
+    assert decoder["non_embedding_params"] < decoder["params"]
+    fit = record["decoder_scaling"]
+    assert fit["non_embedding_params"] == sorted(rows[n]["non_embedding_params"] for n in ("decoder-L1d32", "decoder-L2d48"))
+    assert math.isfinite(fit["alpha_N"]) and fit["kaplan_alpha_N"] == 0.076
+    # the report draws a scale's bases (smoke's are skipped as meaningless): relabel the record
+    (tmp_path / "bases" / "smoke.json").rename(tmp_path / "bases" / "cpu.json")
+    (tmp_path / "bases" / "cpu.json").write_text(json.dumps({**record, "scale": "cpu"}))
+    report = render(tmp_path).read_text()
+    assert "## Shared bases — cpu scale" in report and "α_N" in report
+    assert (tmp_path / "figures" / "bases_cpu.png").stat().st_size > 0

@@ -4,6 +4,8 @@ reported.yaml loads by paper key."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -178,8 +180,8 @@ def test_claim_check_and_record():
 
 
 def test_load_reported_by_paper(tmp_path, monkeypatch):
-    if not C.reference_path().is_file():
-        pytest.skip(f"no reference file at {C.reference_path()}")
+    monkeypatch.delenv("REPRO_REFERENCE", raising=False)
+    assert C.reference_path().is_relative_to(Path(C.__file__).parent)  # inside the project, no checkout beside it
     papers = C.reported_papers()
     assert "transformer_vaswani2017" in papers
     rows = C.load_reported("transformer_vaswani2017")
@@ -187,6 +189,16 @@ def test_load_reported_by_paper(tmp_path, monkeypatch):
     assert {"id", "value", "metric", "table_figure", "verified", "source"} <= set(rows[0])
     with pytest.raises(KeyError, match="known papers"):
         C.load_reported("no_such_paper")
+
+
+def test_the_project_copy_of_the_reported_numbers_matches_the_shared_reference(monkeypatch):
+    import yaml
+
+    shared = Path(C.__file__).resolve().parents[2] / "shared" / "reference" / "reported.yaml"
+    if not shared.is_file():
+        pytest.skip(f"no shared reference at {shared} to compare with")
+    monkeypatch.delenv("REPRO_REFERENCE", raising=False)
+    assert C.load_reported() == yaml.safe_load(shared.read_text())["entries"]
 
 
 def test_load_reported_env_override_and_missing_file(tmp_path, monkeypatch):

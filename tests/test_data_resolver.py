@@ -381,6 +381,16 @@ def test_corrupt_jsonl_names_file_and_line(monkeypatch: pytest.MonkeyPatch, tmp_
     assert f"{bad}:4" in str(info.value) and "'gsm8k'" in str(info.value)
 
 
+def test_a_truncated_gzip_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    bad = tmp_path / "gsm8k" / "test.jsonl.gz"
+    _gz(bad, "".join(f'{{"question": "q{i} {"x" * (i % 97)}", "answer": "#### {i}"}}\n' for i in range(3000)))
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    monkeypatch.setenv("REPRO_DATA", str(tmp_path))
+    with pytest.raises(CorruptDataError, match=r"test\.jsonl\.gz: the file is truncated or not valid gzip") as info:
+        load("gsm8k", "test")
+    assert info.value.path == bad
+
+
 @pytest.mark.parametrize("row", ["2\tshort row\t1", "2\ta\tb\t1\textra"])
 def test_corrupt_tsv_row_names_file_and_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, row: str):
     bad = tmp_path / "glue" / "wnli" / "dev.tsv"

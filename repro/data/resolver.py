@@ -51,6 +51,8 @@ from typing import IO, Any
 
 import datasets
 
+from repro.config import InputError
+
 __all__ = [
     "CorruptDataError",
     "DatasetNotFoundError",
@@ -97,7 +99,7 @@ class UnknownSplitError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class CorruptDataError(ValueError):
+class CorruptDataError(InputError):
     """A mirror file does not parse; names the file and the 1-based line."""
 
     def __init__(self, dataset: str, path: Path, line: int | None, reason: str) -> None:
@@ -889,7 +891,10 @@ def _read(spec: DatasetSpec, split: str, paths: Sequence[Path], options: dict[st
 
 
 def _is_blank(path: Path) -> bool:
-    return all(not line.strip() for line in _raw_lines(path))
+    try:
+        return all(not line.strip() for line in _raw_lines(path))
+    except (EOFError, OSError, zlib.error):
+        return False  # damaged, not blank: the corrupt-line finder names it
 
 
 def _strings(columns: Sequence[str]) -> datasets.Features:
@@ -932,7 +937,10 @@ def _load_hub(spec: DatasetSpec, split: str, options: dict[str, Any]) -> dataset
 def _raise_if_corrupt(name: str, builder: str, paths: Sequence[Path], kwargs: Mapping[str, Any],
                       exc: Exception | None) -> None:
     for path in paths:
-        found = _first_bad_line(path, builder, kwargs)
+        try:
+            found = _first_bad_line(path, builder, kwargs)
+        except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            found = None, f"the file is truncated or not valid gzip ({e})"
         if found is not None:
             raise CorruptDataError(name, path, *found) from exc
 

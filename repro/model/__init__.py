@@ -9,7 +9,8 @@ from repro.model.heads import (
     build_model,
 )
 from repro.model.layers import KVCache
-from repro.model.presets import PRESETS, Preset, count_parameters, get_preset, preset_parameters, scaled
+from repro.model.presets import (PRESETS, Preset, count_parameters, get_preset, non_embedding_params, preset_parameters,
+                                 scaled)
 from repro.model.transformer import Transformer
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Transformer",
     "build_model",
     "count_parameters",
+    "non_embedding_params",
     "get_preset",
     "preset_parameters",
     "scaled",

@@ -145,6 +145,13 @@ def count_parameters(config: ModelConfig, task: str = "lm") -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def non_embedding_params(model) -> int:
+    """Kaplan et al.'s N: parameters outside the token and position embeddings (an output
+    projection tied to the token embedding is not counted either)."""
+    embed = {id(p) for name, p in model.named_parameters() if "tok_embed" in name or "pos_embed" in name}
+    return sum(p.numel() for p in model.parameters() if id(p) not in embed)
+
+
 def preset_parameters(preset: Preset) -> tuple[int, int]:
     """(exact count of our model, count under the paper's convention)."""
     exact = count_parameters(preset.config, preset.task)
