@@ -5,6 +5,7 @@
     repro tune PRESET --tokens N [--lr ...]          sweep peak learning rate x warm-up (x batch size)
     repro bases [--scale S] [NAME ...]               pre-train the shared bases (once) and check their targets
     repro generate RUN_DIR --prompt TEXT             sample from a trained model
+    repro export RUN_DIR OUT                         write a GPT-2-shaped run as a transformers model directory
     repro eval MODEL --scenario NAME [--shots K]     score a model on a harness scenario
     repro scenarios [PATTERN]                        list the evaluation scenarios (e.g. 'glue', 'agieval/*:few')
     repro run PAPER|all      run reproductions (filled in by the paper modules)
@@ -171,6 +172,14 @@ def decoder_scaling(rows: list[dict]) -> dict | None:
     alpha, n_c, r2 = power_law_fit(sizes, losses)
     return {"alpha_N": alpha, "N_c": n_c, "r2": r2, "kaplan_alpha_N": KAPLAN_ALPHA_N, "non_embedding_params": sizes,
             "val_loss": losses}
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from repro.model.export import export_hf
+
+    out = export_hf(args.run_dir, args.out)
+    print(f"wrote {out} (transformers GPT2LMHeadModel + tokenizer); load it with "
+          f"AutoModelForCausalLM.from_pretrained('{out}') or lm_eval --model hf --model_args pretrained={out}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -415,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "(the report draws their learning curves)")
     bases.add_argument("--root", default="results")
     bases.set_defaults(func=cmd_bases)
+    export = sub.add_parser("export", help="write a trained GPT-2-shaped run as a transformers model directory")
+    export.add_argument("run_dir", type=Path, help="a run directory (checkpoint.pt + tokenizer/), e.g. a shared base")
+    export.add_argument("out", type=Path, help="the transformers directory to write")
+    export.add_argument("--format", choices=["hf"], default="hf", help="hf: transformers save_pretrained layout")
+    export.set_defaults(func=cmd_export)
     gen = sub.add_parser("generate", help="generate text from a trained checkpoint")
     gen.add_argument("checkpoint", type=Path, help="run directory (or its checkpoint.pt)")
     gen.add_argument("--prompt", required=True)

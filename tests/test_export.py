@@ -1,0 +1,97 @@
+"""repro export: a trained GPT-2-shaped run becomes a `transformers` model with the same logits,
+loadable by AutoModelForCausalLM and by lm-eval's own `hf` model, which scores it as ours does."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from repro.model import LanguageModel, scaled
+from repro.model.export import ExportError, to_hf
+from repro_cli.main import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model.n_layer=2", "model.d_model=32", "model.n_head=2", "data.vocab_size=300", "data.block_size=32",
+        "train.steps=3", "train.batch_size=4", "train.progress=false", "train.precision=fp32"]
+REQUESTS = [("ROMEO:", " What"), ("First Citizen:\nBefore we proceed", " any further"), ("", "Hear me speak.")]
+
+
+def _noisy(model, std=0.1):
+    """Every weight moved off its initial value (biases and norms start at 0 and 1)."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * std)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPRO_ARTIFACTS", str(root / "artifacts"))
+        mp.setenv("REPRO_CACHE", str(root / "cache"))
+        args = ["train", str(REPO / "configs" / "shakespeare_tiny.yaml"), "--out-dir", str(root / "run")]
+        for override in TINY:
+            args += ["--set", override]
+        assert main(args) == 0
+    return root / "run"
+
+
+def test_the_hf_twin_has_our_logits():
+    torch.manual_seed(0)
+    ours = _noisy(LanguageModel(scaled("gpt2_small", n_layer=2, d_model=48, n_head=4, vocab_size=101,
+                                       max_seq_len=40, dropout=0.0)))
+    theirs = to_hf(ours)
+    ids = torch.randint(0, 101, (3, 40))
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("change, field", [(dict(positions="rope"), "positions"), (dict(norm="rmsnorm"), "norm"),
+                                           (dict(activation="swiglu"), "activation")])
+def test_an_architecture_without_a_gpt2_twin_is_refused_by_name(change, field):
+    model = LanguageModel(scaled("gpt2_small", n_layer=1, d_model=32, n_head=2, vocab_size=50, max_seq_len=16,
+                                 dropout=0.0, **change))
+    with pytest.raises(ExportError, match=f"{field}="):
+        to_hf(model)
+
+
+def test_export_writes_a_directory_transformers_loads_with_equal_logits(run_dir, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from repro.tokenizers import load_tokenizer
+    from repro.train import load_checkpoint
+
+    out = tmp_path / "hf"
+    assert main(["export", str(run_dir), str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    theirs, tokenizer = AutoModelForCausalLM.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    ours, _ = load_checkpoint(run_dir)
+    ids = torch.tensor([tokenizer("ROMEO: What say you?")["input_ids"]])
+    assert ids.tolist() == [load_tokenizer(run_dir / "tokenizer")("ROMEO: What say you?")["input_ids"]]
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=1e-5, rtol=1e-4)
+
+
+def test_lm_eval_hf_model_scores_the_export_as_we_score_the_run(run_dir, tmp_path):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM as LmEvalHF
+
+    from harness.lm import ReproLM
+
+    out = tmp_path / "hf"
+    assert main(["export", str(run_dir), str(out)]) == 0
+    theirs = LmEvalHF(pretrained=str(out), device="cpu", batch_size=1, dtype="float32")
+    instances = [Instance("loglikelihood", {}, request, i) for i, request in enumerate(REQUESTS)]
+    ours = ReproLM(run_dir, batch_size=2, precision="fp32").loglikelihood(REQUESTS)
+    for (a, greedy_a), (b, greedy_b) in zip(ours, theirs.loglikelihood(instances)):
+        assert math.isclose(a, b, abs_tol=1e-4) and greedy_a == greedy_b
+
+
+def test_exporting_a_directory_without_a_tokenizer_is_one_line(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no tokenizer/" in err[0]
