@@ -2,7 +2,7 @@
 
 Per paper and scale: the claims with their computed verdicts, the measured metrics (with n and
 95% CI) beside the paper's reported numbers where they measure the same thing, the paper's own
-figures, and a metrics figure drawn here. Then a HELM-style summary (models x scenarios, mean win
+figures, and a forest plot of the claims' effects drawn here. Then a HELM-style summary (models x scenarios, mean win
 rate) and an AGIEval-style per-exam table for every metric keyed `<model>/<scenario>/<metric>`.
 """
 
@@ -39,25 +39,50 @@ def markdown_table(rows: list[dict]) -> list[str]:
             + ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows])
 
 
-def metrics_figure(record, out: Path) -> Path | None:
-    """Horizontal bars of every scalar metric with its 95% CI (one panel per paper and scale)."""
-    rows = [(k, m) for k, m in record.metrics.items() if m is not None and isinstance(m.get("value"), (int, float))]
-    if not rows:
+def forest_figure(record, out: Path) -> Path | None:
+    """One row per comparison a verdict rests on: the effect and its 95% interval in units of the
+    claim's δ (so every row shares one axis whatever its metric), the zero line and the ±δ band,
+    coloured by the claim's verdict. Rows without a stated δ are drawn in their own units on a
+    second panel. Drawn from the results file alone."""
+    colors = {"reproduced": "#2a9d8f", "not reproduced": "#e76f51", "inconclusive": "#8d99ae"}
+    scaled, raw = [], []
+    for c in record.claims:
+        for what, iv in _effects(c.get("evidence", {})):
+            point, low, high = iv.get("point"), iv.get("ci_low"), iv.get("ci_high")
+            if point is None:
+                continue
+            if what == "ratio":  # no effect is a ratio of 1
+                point, low, high = (None if v is None else v - 1 for v in (point, low, high))
+            delta = iv.get("delta")
+            row = (f"{c['id']}: {what}", point, low, high, colors.get(c["status"], "black"))
+            if delta:
+                scaled.append((row[0], point / delta, None if low is None else low / delta,
+                               None if high is None else high / delta, row[4]))
+            else:
+                raw.append(row)
+    if not scaled and not raw:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
-    names = [k for k, _ in rows]
-    values = [m["value"] for _, m in rows]
-    low = [m["value"] - m["ci_low"] if m.get("ci_low") is not None else 0 for _, m in rows]
-    high = [m["ci_high"] - m["value"] if m.get("ci_high") is not None else 0 for _, m in rows]
-    ax.barh(range(len(rows)), values, xerr=[low, high], color="#4c72b0", capsize=3)
-    ax.set_yticks(range(len(rows)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_title(f"{record.paper} ({record.scale}): measured metrics, 95% CI", fontsize=10)
+    panels = [(rows, unit) for rows, unit in ((scaled, "effect / δ (shaded: ±δ)"), (raw, "effect (no δ stated)")) if rows]
+    height = 0.32 * max(len(rows) for rows, _ in panels) + 1.4
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), height), squeeze=False)
+    for ax, (rows, unit) in zip(axes[0], panels):
+        for y, (_, point, low, high, color) in enumerate(rows):
+            err = [[point - low if low is not None else 0], [high - point if high is not None else 0]]
+            ax.errorbar([point], [y], xerr=err, fmt="o", color=color, capsize=3)
+        if rows is scaled:
+            ax.axvspan(-1, 1, color="#e9ecef", zorder=0)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel(unit, fontsize=9)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=s) for s, c in colors.items()]
+    axes[0][-1].legend(handles=handles, fontsize=7, loc="best")
+    fig.suptitle(f"{record.paper} ({record.scale}): each claim's effect with its 95% interval", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
@@ -151,12 +176,15 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
     for title, rows in ((record.extra or {}).get("tables") or {}).items():
         lines += ["", f"**{title}**", ""] + markdown_table(rows)
     figures = [Path(f) for f in record.figures]
-    drawn = metrics_figure(record, figures_dir / f"{record.scale}_{record.paper}_metrics.png")
+    drawn = forest_figure(record, figures_dir / f"{record.scale}_{record.paper}_forest.png")
     if drawn:
         figures.append(drawn)
     for f in figures:
-        rel = Path(f).resolve().relative_to(root.resolve()) if Path(f).resolve().is_relative_to(root.resolve()) else f
-        lines += ["", f"![{Path(f).stem}]({rel})"]
+        f = Path(f)  # recorded as figures/NAME (relative to the results root), or drawn here under root
+        rel = f.relative_to(root) if f.is_relative_to(root) else f
+        if rel.is_absolute() and rel.resolve().is_relative_to(root.resolve()):
+            rel = rel.resolve().relative_to(root.resolve())
+        lines += ["", f"![{f.stem}]({rel})"]
     return lines + [""]
 
 

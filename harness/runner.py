@@ -45,7 +45,9 @@ def run_paper(paper, scale: str, seeds: list[int] | None = None, root: str | Pat
                       for k, v in measured.metrics.items()}
     record.claims = check_claims(paper.claims(scale), measured.metrics)
     record.reported = load_reported(paper.reported_key) if paper.reported_key else []
-    record.figures = list(measured.figures)
+    # relative to the results root (figures/NAME.png): a path into a scratch root (repro regress
+    # re-runs in /tmp) would dangle once that root is gone
+    record.figures = [f"figures/{Path(f).name}" for f in measured.figures]
     record.notes = "\n".join(measured.notes)
     if getattr(measured, "tables", None):
         record.extra = {**(record.extra or {}), "tables": measured.tables}

@@ -79,7 +79,7 @@ def test_report_shows_claims_metrics_and_a_figure(tmp_path, toy):
     text = render(tmp_path).read_text()
     assert "TOY-C1" in text and "reproduced" in text and "not reproduced" in text
     assert "strong/toy/acc" in text and "HELM-style summary" in text
-    assert (tmp_path / "figures" / "smoke_toy_metrics.png").stat().st_size > 1000
+    assert (tmp_path / "figures" / "smoke_toy_forest.png").stat().st_size > 1000
 
 
 def test_regress_passes_an_unchanged_run_and_catches_an_injected_regression(tmp_path, toy, capsys):
@@ -170,3 +170,20 @@ def test_the_report_opens_with_the_verdict_table_and_shows_claim_cards(tmp_path,
     assert "seeds: 0, 1, 2" in card and "stability: held on seeds 3, 4, 5" in card
     smoke_card = text[text.rindex("#### TOY-C1"):]
     assert "one training seed" in smoke_card and "power:" in smoke_card
+
+
+def test_figures_are_recorded_relative_to_the_results_root(tmp_path, toy, monkeypatch):
+    def measure_with_a_figure(scale, seeds):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        measured = ToyPaper.measure(toy, scale, seeds)
+        measured.figures = [str(toy.save_figure(plt.figure(), "smoke_toy_curve.png"))]
+        return measured
+
+    monkeypatch.setattr(toy, "measure", measure_with_a_figure)
+    record = read_run(run_paper(toy, "smoke", [0], root=tmp_path / "scratch", quiet=True))
+    assert record.figures == ["figures/smoke_toy_curve.png"]  # not a path into the scratch root
+    assert "](figures/smoke_toy_curve.png)" in render(tmp_path / "scratch").read_text()
