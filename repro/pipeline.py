@@ -371,6 +371,34 @@ def run_key(run: RunConfig) -> str:
     return stage_key(identity)
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """A trained model in the artifact cache: the directory, the name it was cached under (the
+    paper's stage and arm, e.g. `t0_t0_L1d32`, or `base-decoder-L2d64`), its seed and whether a
+    tokenizer sits beside the checkpoint (without one it can only be loaded, not scored as text)."""
+    dir: Path
+    name: str
+    seed: int | None
+    has_tokenizer: bool
+    finished: bool
+    modified: float
+
+
+def list_artifacts(root: Path | None = None) -> list[Artifact]:
+    """Every directory of the artifact cache that holds a checkpoint, newest first."""
+    import re
+
+    root = Path(root) if root is not None else artifacts_dir()
+    found = []
+    for checkpoint in root.glob("*/checkpoint.pt"):
+        d = checkpoint.parent
+        stem = d.name.rsplit("-", 1)[0]  # the cache key follows the last dash
+        seed = re.search(r"[_-]s(\d+)$", stem)
+        found.append(Artifact(d, stem[: seed.start()] if seed else stem, int(seed[1]) if seed else None,
+                              (d / "tokenizer").is_dir(), (d / "done.json").exists(), checkpoint.stat().st_mtime))
+    return sorted(found, key=lambda a: -a.modified)
+
+
 # ----------------------------------------------------------------------------------------------
 # Independent runs in parallel processes
 

@@ -5,6 +5,7 @@
     repro tune PRESET --tokens N [--lr ...]          sweep peak learning rate x warm-up (x batch size)
     repro bases [--scale S] [NAME ...]               pre-train the shared bases (once) and check their targets
     repro generate RUN_DIR --prompt TEXT             sample from a trained model
+    repro models [PATTERN]                           list the trained models in the artifact cache
     repro export RUN_DIR OUT                         write a GPT-2-shaped run as a transformers model directory
     repro eval MODEL --scenario NAME [--shots K]     score a model on a harness scenario
     repro scenarios [PATTERN]                        list the evaluation scenarios (e.g. 'glue', 'agieval/*:few')
@@ -172,6 +173,26 @@ def decoder_scaling(rows: list[dict]) -> dict | None:
     alpha, n_c, r2 = power_law_fit(sizes, losses)
     return {"alpha_N": alpha, "N_c": n_c, "r2": r2, "kaplan_alpha_N": KAPLAN_ALPHA_N, "non_embedding_params": sizes,
             "val_loss": losses}
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    import datetime
+    import fnmatch
+
+    from repro.pipeline import artifacts_dir, list_artifacts
+
+    pattern = args.pattern if any(c in args.pattern for c in "*?[") else f"*{args.pattern}*"
+    found = [a for a in list_artifacts() if fnmatch.fnmatchcase(a.name, pattern)]
+    if not found:
+        print(f"no trained models matching {args.pattern!r} in {artifacts_dir()} (REPRO_ARTIFACTS sets the cache)")
+        return
+    print(f"{'model':<40} {'seed':>4} {'tokenizer':>9} {'finished':>8}  {'trained':<16} dir")
+    for a in found:
+        when = datetime.datetime.fromtimestamp(a.modified).strftime("%Y-%m-%d %H:%M")
+        print(f"{a.name:<40} {'-' if a.seed is None else a.seed:>4} {'yes' if a.has_tokenizer else 'no':>9} "
+              f"{'yes' if a.finished else 'no':>8}  {when:<16} {a.dir}")
+    print(f"\n{len(found)} models; with a tokenizer: repro eval DIR --scenario NAME, repro generate DIR, "
+          "repro export DIR OUT (GPT-2-shaped decoders)")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -424,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "(the report draws their learning curves)")
     bases.add_argument("--root", default="results")
     bases.set_defaults(func=cmd_bases)
+    models = sub.add_parser("models", help="list the trained models in the artifact cache")
+    models.add_argument("pattern", nargs="?", default="*", help="a substring or glob of the name (e.g. 'base-')")
+    models.set_defaults(func=cmd_models)
     export = sub.add_parser("export", help="write a trained GPT-2-shaped run as a transformers model directory")
     export.add_argument("run_dir", type=Path, help="a run directory (checkpoint.pt + tokenizer/), e.g. a shared base")
     export.add_argument("out", type=Path, help="the transformers directory to write")

@@ -130,3 +130,15 @@ def test_the_record_keeps_curves_and_fits_the_decoders_alpha(smoke_bases, tmp_pa
     report = render(tmp_path).read_text()
     assert "## Shared bases — cpu scale" in report and "α_N" in report
     assert (tmp_path / "figures" / "bases_cpu.png").stat().st_size > 0
+
+
+def test_repro_models_lists_the_bases_with_their_seed_and_tokenizer(smoke_bases, capsys):
+    from repro.pipeline import list_artifacts
+    from repro_cli.main import main
+
+    listed = {a.dir: a for a in list_artifacts()}
+    base = smoke_bases["encoder"]
+    assert listed[base.dir].name == "base-encoder" and listed[base.dir].seed == 0 and listed[base.dir].has_tokenizer
+    assert main(["models", "base-"]) == 0
+    out = capsys.readouterr().out
+    assert all(str(b.dir) in out for b in smoke_bases.values()) and "mixture" not in out
