@@ -110,6 +110,8 @@ def run_config_from_dict(data: dict) -> RunConfig:
                 data[section] = from_dict(cls, data[section] or {})
             except (ConfigError, TrainingError) as e:  # name the section as the user wrote it
                 raise ConfigError(str(e.args[0]).replace(cls.__name__, section)) from None
+    if "train" in data and data["train"].steps < 1:
+        raise ConfigError(f"train.steps must be at least 1, got {data['train'].steps}")
     if "model" in data and not isinstance(data["model"], dict):
         raise ConfigError(f"model must be a mapping of ModelConfig fields (e.g. {{n_layer: 4}}), got {data['model']!r}")
     return from_dict(RunConfig, data)

@@ -76,7 +76,11 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum"):
+        # steps=0 is a model saved untrained (a checkpoint of an initialisation); a run config asks for
+        # at least one (repro.pipeline.run_config_from_dict)
+        if self.steps < 0:
+            raise ConfigError(f"TrainConfig.steps must be at least 0, got {self.steps}")
+        for name in ("batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
