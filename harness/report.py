@@ -39,6 +39,16 @@ def markdown_table(rows: list[dict]) -> list[str]:
             + ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows])
 
 
+def _save(fig, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def forest_figure(record, out: Path) -> Path | None:
     """One row per comparison a verdict rests on: the effect and its 95% interval in units of the
     claim's δ (so every row shares one axis whatever its metric), the zero line and the ±δ band,
@@ -83,11 +93,7 @@ def forest_figure(record, out: Path) -> Path | None:
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=s) for s, c in colors.items()]
     axes[0][-1].legend(handles=handles, fontsize=7, loc="best")
     fig.suptitle(f"{record.paper} ({record.scale}): each claim's effect with its 95% interval", fontsize=10)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def _effects(evidence: dict) -> list[tuple[str, dict]]:
@@ -249,11 +255,7 @@ def bases_figure(record: dict, out: Path) -> Path:
         ax.set_title(f"{family} ({row['objective']})", fontsize=10)
         ax.legend(fontsize=7)
     fig.suptitle(f"Shared bases ({record['scale']}): learning curves; dashed: each base's target", fontsize=10)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def bases_section(root: Path, figures_dir: Path) -> list[str]:

@@ -228,8 +228,6 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     # The harness sits above the engine; the CLI is the one place that joins them.
-    import json
-
     from harness.lm import load_lm
     from harness.scenarios import get_scenario, run_scenario
 
@@ -298,7 +296,6 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_regress(args: argparse.Namespace) -> None:
-    import json
     import tempfile
 
     import papers
@@ -363,8 +360,6 @@ def cmd_regress(args: argparse.Namespace) -> None:
 def baseline_precision(baseline: Path) -> str | None:
     """The precision the baseline's results were measured at (None for files from before it was
     recorded); baselines that disagree are a mistake worth one clear line."""
-    import json
-
     found = set()
     for path in sorted(baseline.glob("*.json")):
         try:

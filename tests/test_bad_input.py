@@ -14,13 +14,6 @@ TINY = ["model.n_layer=1", "model.d_model=32", "model.n_head=2", "data.vocab_siz
         "train.steps=2", "train.batch_size=4", "train.progress=false"]
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
 def one_error_line(capsys) -> str:
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("repro: error: "), err

@@ -9,14 +9,14 @@ import torch
 from repro.bases import (BASES, BaseTargetMissed, check_target, get_base, mixture_documents, objective_batches,
                          pretrain_base, pretrain_bases)
 from repro.config import ConfigError
+from tests.conftest import use_scratch_cache
 
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("bases")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPRO_ARTIFACTS", str(root / "artifacts"))
-        mp.setenv("REPRO_CACHE", str(root / "cache"))
+        use_scratch_cache(mp, root)
         mp.setenv("REPRO_WORKERS", "1")
         yield root
 

@@ -10,6 +10,7 @@ import torch
 from repro.model import LanguageModel, scaled
 from repro.model.export import ExportError, to_hf
 from repro_cli.main import main
+from tests.conftest import use_scratch_cache
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.n_layer=2", "model.d_model=32", "model.n_head=2", "data.vocab_size=300", "data.block_size=32",
@@ -30,8 +31,7 @@ def _noisy(model, std=0.1):
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPRO_ARTIFACTS", str(root / "artifacts"))
-        mp.setenv("REPRO_CACHE", str(root / "cache"))
+        use_scratch_cache(mp, root)
         args = ["train", str(REPO / "configs" / "shakespeare_tiny.yaml"), "--out-dir", str(root / "run")]
         for override in TINY:
             args += ["--set", override]

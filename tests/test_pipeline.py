@@ -21,13 +21,6 @@ TINY = [
 ]
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
 def test_a_run_is_cached_and_loaded_instead_of_retrained(isolated):
     run = load_run_config(REPO / "configs" / "shakespeare_tiny.yaml", TINY)
     first = train_run(run)
