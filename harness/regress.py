@@ -66,10 +66,14 @@ def compare_runs(baseline: dict, fresh: dict, rel_tol: float = DEFAULT_REL_TOL, 
     return found
 
 
-def compare_dirs(baseline_dir: str | Path, fresh_dir: str | Path, rel_tol: float = DEFAULT_REL_TOL) -> list[Regression]:
+def compare_dirs(baseline_dir: str | Path, fresh_dir: str | Path, rel_tol: float = DEFAULT_REL_TOL,
+                 papers: list[str] | None = None) -> list[Regression]:
+    """Every baseline results file (or only those of `papers`) against the fresh one of that name."""
     baseline_dir, fresh_dir = Path(baseline_dir), Path(fresh_dir)
     found = []
     for path in sorted(baseline_dir.glob("*.json")):
+        if papers is not None and path.stem not in papers:
+            continue
         fresh_path = fresh_dir / path.name
         if not fresh_path.exists():
             found.append(Regression(path.stem, "results file", str(path), "missing", "present"))

@@ -2,9 +2,9 @@
 
 Recipe, scaled down:
 
-1. Bases: GPT-2-architecture decoders pre-trained on `books`, exactly the GPT-2 module's runs
-   (`papers.gpt2.run_config`, same config -> same artifact-cache key), so a `reproduce-all` trains
-   them once for both papers. One size is the main model; F-C3 uses three sizes.
+1. Bases: the suite's shared decoder bases (`repro.bases`), GPT-2-architecture decoders
+   pre-trained once on the general-English mixture and checked against their held-out targets, the
+   same models GPT-2's sweep scores. One size is the main model; F-C3 uses every size.
 2. Tasks (`repro.data.instructions`): GLUE's RTE/WNLI/QNLI (NLI), SST-2 (sentiment), MRPC
    (paraphrase), CoLA (misc) with ten templates each written for this project (three turn the task
    around), and reasoning-gym families grouped by the package into arithmetic, algorithmic, logic,
@@ -28,7 +28,6 @@ Runs (one instruction-tuning run each, shared between claims):
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,22 +40,17 @@ from harness.lm import ReproLM
 from harness.metrics import MetricResult, mean_with_ci, over_prompts, paired_bootstrap_diff
 from harness.scenarios import Scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
-from papers import gpt2 as gpt2_paper
 from papers.glue import GlueTask, majority
 from repro.data.instructions import FORMATS, flan_mixture, flan_pair, flan_tasks, scored_templates
 from repro.data.objectives import IGNORE_INDEX
 from repro.data.tasks import get_task
-from repro.pipeline import RunConfig, artifact_dir, run_parallel, train_once, train_run, train_runs
+from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
+from repro.pipeline import artifact_dir, run_parallel, train_once
 from repro.train import Trainer, TrainConfig
-
-Size = gpt2_paper.Size
-
 
 @dataclass(frozen=True)
 class ScaleSettings:
-    # bases: the GPT-2 module's runs at `gpt2_scale` (LaMDA-PT 137B in the paper), ascending
-    gpt2_scale: str
-    sizes: tuple[Size, ...]
+    bases_scale: str  # whose shared decoder bases are tuned (LaMDA-PT 137B in the paper)
     # tuning clusters in the order F-C2 adds them (FLAN: 12 clusters, 62 datasets)
     clusters: tuple[str, ...]
     held_out: tuple[str, ...]  # F-C1's unseen clusters; the first is also F-C2..F-C5's held-out cluster
@@ -73,32 +67,37 @@ class ScaleSettings:
     main_index: int = -1  # which of `sizes` (ascending) is the main model
 
     @property
-    def main(self) -> Size:
+    def sizes(self) -> tuple[BaseSpec, ...]:
+        """The decoder bases, smallest first."""
+        return tuple(decoder_bases(self.bases_scale))
+
+    @property
+    def main(self) -> BaseSpec:
         return self.sizes[self.main_index]
 
     @property
-    def other_sizes(self) -> tuple[Size, ...]:
+    def other_sizes(self) -> tuple[BaseSpec, ...]:
         return tuple(z for z in self.sizes if z != self.main)
 
 
 SCALES = {
     "smoke": ScaleSettings(
-        gpt2_scale="smoke", sizes=(Size(1, 16, 2), Size(1, 32, 2), Size(2, 48, 4)),
+        bases_scale="smoke",
         clusters=("nli", "sentiment", "paraphrase", "arithmetic"), held_out=("nli", "sentiment"), n_clusters=(1, 3),
         steps=12, batch_size=8, lr=3e-3, cap=3000, eval_items=6, eval_templates=2, shots=1,
     ),
     "cpu": ScaleSettings(
-        # single-core probes (shared 2-core machine): tuning L3d96 0.22 s/step at batch 16 (~100 tokens per
-        # row), L4d144 ~0.5, L2d48 ~0.08; GPT-2 pre-training (when gpt2 has not cached it) ~0.15 / 0.5 /
-        # 0.6 s/step x 500 steps; scoring ~1.2 s per (dataset, template) at 40 items. 9 tuning runs (~420 s) +
-        # 12 scorings (~250 s) + 3 bases (~620 s) + data ~ 1,300 core-s (~700 with gpt2 cached): ~11 min on 2 cores.
-        gpt2_scale="cpu", sizes=(Size(2, 48, 4), Size(3, 96, 4), Size(4, 144, 4)), main_index=1,
+        # single-core probes (shared 2-core machine, on the old books bases of the same shapes): tuning L3d96
+        # 0.22 s/step at batch 16 (~100 tokens per row), L4d144 ~0.5, L2d48 ~0.08; scoring ~1.2 s per
+        # (dataset, template) at 40 items. 9 tuning runs (~420 s) + 12 scorings (~250 s) + data ~ 700 core-s
+        # per seed with the shared bases cached: ~6 min on 2 cores. The main model is the middle base.
+        bases_scale="cpu", main_index=1,
         clusters=("nli", "sentiment", "paraphrase", "misc", "arithmetic", "algorithmic", "logic", "algebra", "graphs"),
         held_out=("nli", "sentiment", "algebra"), n_clusters=(1, 3, 8),
         steps=200, batch_size=16, lr=1e-3, cap=3000, eval_items=40, eval_templates=4, shots=1,
     ),
     "gpu": ScaleSettings(
-        gpt2_scale="gpu", sizes=(Size(4, 128, 4), Size(6, 256, 8), Size(8, 384, 6)),
+        bases_scale="gpu", main_index=2,
         clusters=("nli", "sentiment", "paraphrase", "misc", "arithmetic", "algorithmic", "logic", "algebra", "graphs",
                   "translation", "summarization"),
         held_out=("nli", "sentiment", "arithmetic", "logic"), n_clusters=(1, 2, 4, 7, 10),
@@ -137,7 +136,7 @@ class TuningRun:
     """One instruction-tuning run (or, with `train_clusters` empty, the untuned base) and what it is scored on."""
 
     label: str
-    size: Size
+    size: BaseSpec
     train_clusters: tuple[str, ...]
     held_out: tuple[str, ...]
     eval_clusters: tuple[str, ...]
@@ -149,17 +148,12 @@ class TuningRun:
         return not self.train_clusters
 
 
-# The pre-trained bases are GPT-2's runs of this seed whatever the tuning seed: FLAN (like every
+# The pre-trained bases are the shared bases of this seed whatever the tuning seed: FLAN (like every
 # paper here that tunes a released checkpoint) instruction-tunes one LaMDA-PT per size, so the
 # training seed that varies is the tuning run's (mixture order, templates drawn, initial state of
 # the optimiser); every arm of a seed starts from the same base. It also keeps a 3-seed cpu run
-# inside its budget: the bases are trained once (by gpt2 in a reproduce-all), not once per seed.
+# inside its budget: the bases are trained once for every paper, not once per seed.
 BASE_SEED = 0
-
-
-def base_run(s: ScaleSettings, size: Size, seed: int = BASE_SEED) -> RunConfig:
-    """The GPT-2 module's run of `size`; `seed` is the pre-training seed (BASE_SEED for every tuning seed)."""
-    return gpt2_paper.run_config(gpt2_paper.SCALES[s.gpt2_scale], size, seed)
 
 
 def plan(s: ScaleSettings) -> list[TuningRun]:
@@ -240,7 +234,7 @@ def evaluate(model, tok, run: TuningRun, s: ScaleSettings) -> dict:
 
 
 def run_dir(run: TuningRun, s: ScaleSettings, seed: int) -> Path:
-    identity = {"run": dataclasses.asdict(run), "scale": dataclasses.asdict(s), "base": base_run(s, run.size).to_dict(),
+    identity = {"run": dataclasses.asdict(run), "scale": dataclasses.asdict(s), "base_seed": BASE_SEED,
                 "train": dataclasses.asdict(tuning_config(s, seed)), "eval_version": 1}
     # no data fingerprint: the tuning pairs are drawn inside the job from the registry's tasks
     return artifact_dir(f"flan_{run.label}_s{seed}", identity, code=[__name__])
@@ -255,8 +249,7 @@ def tuning_job(run: TuningRun, s: ScaleSettings, seed: int) -> dict:
     out = run_dir(run, s, seed)
 
     def tune() -> dict:
-        base = train_run(base_run(s, run.size))  # cached: trained by `train_runs` beforehand
-        model, tok = base.model, base.tokenizer
+        model, tok = pretrain_base(run.size, BASE_SEED).load()  # cached: pre-trained by measure() beforehand
         seconds = 0.0
         if not run.is_base:
             import time
@@ -399,19 +392,19 @@ class FLAN(Paper):
         """One tuning seed (the runner calls this once per seed and merges the metrics over seeds)."""
         s = SCALES[scale]
         seed = one_seed(seeds)
-        bases = train_runs([base_run(s, z) for z in s.sizes], desc="flan: base decoders (gpt2 runs)")
-        cached_bases = [z.label for z, b in zip(s.sizes, bases) if b.cached]
+        bases = pretrain_bases(s.bases_scale, [z.name for z in s.sizes], seeds=(BASE_SEED,))  # each past its target
         runs = plan(s)
         done = run_parallel(tuning_job, [(r, s, seed) for r in runs], desc="flan: instruction tuning")
         by_label = {r.label: (r, d) for r, d in zip(runs, done)}
         metrics = self.score(s, by_label)
         configs = {"scale": dataclasses.asdict(s), "runs": [dataclasses.asdict(r) for r in runs],
                    "tuning": dataclasses.asdict(tuning_config(s, seed)),
-                   "bases": {z.label: base_run(s, z).to_dict() for z in s.sizes},
+                   "bases": {b.spec.label: {"base": b.spec.name, "seed": b.seed, "dir": b.dir.name,
+                                            "val_loss": b.val_loss, "target": b.target} for b in bases},
                    "mixture_rates": flan_mixture(plan(s)[len(s.sizes)].train_clusters, cap=s.cap).mixing_rates()}
         figure = self.figure(scale, s, metrics)
         seconds = {r.label: d["seconds"] for r, d in zip(runs, done) if not r.is_base}
-        return Measured(metrics, configs, [str(figure)], self.notes(s, cached_bases, seconds, configs),
+        return Measured(metrics, configs, [str(figure)], self.notes(s, seconds, configs),
                         {"Zero-shot accuracy per held-out dataset (x100, mean over templates)": self.table(s, by_label)})
 
     # -- metrics ---------------------------------------------------------------------------------
@@ -497,12 +490,13 @@ class FLAN(Paper):
         return rows
 
     @staticmethod
-    def notes(s: ScaleSettings, cached_bases: list[str], seconds: dict, configs: dict) -> list[str]:
+    def notes(s: ScaleSettings, seconds: dict, configs: dict) -> list[str]:
         rates = configs["mixture_rates"]
         return [
-            f"Bases: the GPT-2 module's `{s.gpt2_scale}` decoders {', '.join(z.label for z in s.sizes)} (books text, "
-            f"byte-level BPE; LaMDA-PT 137B in the paper); loaded from the artifact cache: "
-            f"{', '.join(cached_bases) or 'none (trained here)'}. The main model is {s.main.label}. The bases are the "
+            f"Bases: the shared `{s.bases_scale}` decoder bases "
+            + ", ".join(f"{label} (held-out {b['val_loss']:.3f} <= target {b['target']:.3f})"
+                        for label, b in configs["bases"].items())
+            + f" (general-English mixture, byte-level BPE; LaMDA-PT 137B in the paper). The main model is {s.main.label}. The bases are the "
             f"pre-training runs of seed {BASE_SEED} for every tuning seed (FLAN tunes one checkpoint per size): the "
             "seeds vary the tuning run.",
             f"Tasks: {len(s.clusters)} clusters ({', '.join(s.clusters)}): the mirror's GLUE tasks and reasoning-gym "

@@ -1,13 +1,17 @@
 """GPT-2 (Radford et al. 2019): a size sweep of pre-LN decoders, scored zero-shot.
 
-Recipe, scaled down: four GPT-2-architecture decoders (pre-LN + final LN, GELU, learned
-positions, residual init scaled by 1/sqrt(2N); `repro.model.scaled("gpt2_small", ...)`), trained on
-the same book text (a stand-in for WebText, which the mirror only has as 280-character snippets)
-with byte-level BPE and the same number of steps, then evaluated without fine-tuning through the
+Recipe, scaled down: the size sweep is the suite's shared decoder bases (`repro.bases`):
+GPT-2-architecture decoders (pre-LN + final LN, GELU, learned positions, residual init scaled by
+1/sqrt(2N); `repro.model.scaled("gpt2_small", ...)`) pre-trained once on one general-English
+mixture (books, Wikipedia, C4, TinyStories: a stand-in for WebText, which the mirror only has as
+280-character snippets) with byte-level BPE and one token budget, each checked against its
+held-out target before any claim is read. They are evaluated without fine-tuning through the
 harness: WebText snippets, WikiText-2 and PTB (perplexity per original word, GPT-2's accounting;
 no detokeniser, the mirror's WikiText keeps `<unk>`), LAMBADA last-word accuracy, and Tiny
-Shakespeare bits per byte. A deep pre-LN and post-LN pair at the same learning rate tests G2-C4,
-and L(N) = (N_c/N)^alpha is fitted on the held-out loss as Kaplan et al. did.
+Shakespeare bits per byte. A deep pre-LN and post-LN pair at the same learning rate, trained here
+on the book text, tests G2-C4, and L(N) = (N_c/N)^alpha is fitted on the held-out loss as Kaplan
+et al. did. Perplexity claims are read in nats (the log of the perplexity), where a relative drop
+is the same size at every level.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from harness.lm import ReproLM
 from harness.metrics import MetricResult, perplexity, power_law_fit
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
+from repro.bases import decoder_bases, pretrain_bases
 from repro.model import non_embedding_params
-from repro.pipeline import corpus_text, load_run_config, train_run
+from repro.pipeline import load_run_config, train_run
+from repro.pretraining import HELD_OUT, MIXTURE, mixture_documents
 
 
 @dataclass(frozen=True)
@@ -38,15 +44,14 @@ class Size:
 
 @dataclass(frozen=True)
 class ScaleSettings:
-    sizes: tuple[Size, ...]
-    deep: Size  # the pre-LN vs post-LN depth test
-    steps: int
+    # the size sweep is the scale's shared decoder bases (repro.bases); what follows is the deep
+    # pre-LN / post-LN pair, trained here on the book text
+    deep: Size
     deep_steps: int
     batch_size: int
     block_size: int
     vocab_size: int
     max_chars: int
-    lr: float
     deep_lr: float
     eval_limit: int  # documents / items per zero-shot scenario
     fit_docs: int  # train / held-out documents for the under-fitting check
@@ -55,19 +60,16 @@ class ScaleSettings:
 
 SCALES = {
     "smoke": ScaleSettings(
-        sizes=(Size(1, 16, 2), Size(1, 32, 2), Size(2, 48, 4), Size(2, 64, 4)), deep=Size(6, 32, 2),
-        steps=60, deep_steps=40, batch_size=8, block_size=64, vocab_size=512, max_chars=300_000,
-        lr=3e-3, deep_lr=3e-3, eval_limit=12, fit_docs=12, exam_limit=4,
+        deep=Size(6, 32, 2), deep_steps=40, batch_size=8, block_size=64, vocab_size=512, max_chars=300_000,
+        deep_lr=3e-3, eval_limit=12, fit_docs=12, exam_limit=4,
     ),
     "cpu": ScaleSettings(
-        sizes=(Size(2, 48, 4), Size(3, 96, 4), Size(4, 144, 4), Size(6, 192, 6)), deep=Size(16, 64, 4),
-        steps=500, deep_steps=250, batch_size=16, block_size=128, vocab_size=4096, max_chars=6_000_000,
-        lr=2e-3, deep_lr=3e-3, eval_limit=150, fit_docs=150, exam_limit=40,
+        deep=Size(16, 64, 4), deep_steps=250, batch_size=16, block_size=128, vocab_size=4096, max_chars=6_000_000,
+        deep_lr=3e-3, eval_limit=150, fit_docs=150, exam_limit=40,
     ),
     "gpu": ScaleSettings(
-        sizes=(Size(4, 128, 4), Size(6, 256, 8), Size(8, 384, 6), Size(12, 512, 8)), deep=Size(24, 256, 8),
-        steps=4000, deep_steps=2000, batch_size=64, block_size=256, vocab_size=8192, max_chars=40_000_000,
-        lr=1e-3, deep_lr=2e-3, eval_limit=1000, fit_docs=500, exam_limit=1000,
+        deep=Size(24, 256, 8), deep_steps=2000, batch_size=64, block_size=256, vocab_size=8192, max_chars=40_000_000,
+        deep_lr=2e-3, eval_limit=1000, fit_docs=500, exam_limit=1000,
     ),
 }
 
@@ -90,7 +92,8 @@ AGIEVAL_EXAMS = ("lsat-ar", "lsat-lr", "lsat-rc", "logiqa-en", "sat-math", "sat-
 KAPLAN_ALPHA_N = 0.076  # Kaplan et al. 2020, L(N) exponent (papers.md Appendix B)
 
 
-def run_config(s: ScaleSettings, size: Size, seed: int, norm_placement: str = "pre", steps=None, lr=None):
+def run_config(s: ScaleSettings, size: Size, seed: int, norm_placement: str = "pre"):
+    """One of the deep pair's runs: `size` with pre- or post-LN on the book text."""
     return load_run_config(base={
         "name": f"gpt2_{size.label}_{norm_placement}ln",
         "preset": "gpt2_small",
@@ -98,8 +101,8 @@ def run_config(s: ScaleSettings, size: Size, seed: int, norm_placement: str = "p
                   "max_seq_len": s.block_size, "dropout": 0.0, "norm_placement": norm_placement},
         "data": {"dataset": "books", "tokenizer": "bpe", "vocab_size": s.vocab_size, "block_size": s.block_size,
                  "max_chars": s.max_chars, "max_val_chars": 1_000_000, "val_batches": 4},
-        "train": {"steps": steps or s.steps, "batch_size": s.batch_size, "lr": lr or s.lr,
-                  "warmup_steps": max(1, (steps or s.steps) // 10), "schedule": "cosine", "seed": seed,
+        "train": {"steps": s.deep_steps, "batch_size": s.batch_size, "lr": s.deep_lr,
+                  "warmup_steps": max(1, s.deep_steps // 10), "schedule": "cosine", "seed": seed,
                   "log_every": 25, "progress": False},
     })
 
@@ -115,22 +118,40 @@ def fit_perplexity(lm, docs: list[str]) -> MetricResult:
     return perplexity([-lp for lp, _ in scored], [n for _, n in scored])
 
 
-# Minimum effects of interest (δ), stated before the run, in each metric's own units. Perplexities are
-# carried over as relative effects: the paper's relative change times our smallest model's level at the
-# cpu scale, where claims are decided (the one-seed cpu run before seeds became the unit of evidence).
-# Smoke runs one seed and decides nothing; a gpu run would want these levels re-measured.
-CPU_LEVELS = {  # our smallest size's perplexity at the cpu scale (the deep pair: the pre-LN run's)
-    "wikitext2/word_perplexity": 6.2e6, "webtext/perplexity": 740.0, "train_text/perplexity": 205.0,
-    "heldout_text/perplexity": 244.0, "deep_preln/heldout_text/perplexity": 320.0,
-}
-# Table 3, WikiText-2 (the one perplexity of ordinary text in the table): 29.41 (117M) -> 18.34 (1542M)
-TABLE3_WIKITEXT2_DROP = (29.41 - 18.34) / 29.41
-PRACTICAL_DROP = 0.10  # where the paper gives no number: 10% lower perplexity (~0.1 nats per token)
+def sweep(scale: str) -> list[str]:
+    """The size sweep's labels (L2d64, ...), ascending: the scale's decoder bases."""
+    return [spec.label for spec in decoder_bases(scale)]
 
 
-def relative_delta(fraction: float, key: str) -> float:
-    """`fraction` of our cpu level of `key`, to two significant figures."""
-    return float(f"{fraction * CPU_LEVELS[key]:.2g}")
+def kaplan_n(spec) -> int:
+    """Kaplan et al.'s non-embedding parameter count, N = 12 n_layer d_model^2: known before training."""
+    return 12 * spec.n_layer * spec.d_model**2
+
+
+# Minimum effects of interest (δ), stated before the run, in nats (the log of a perplexity), where a
+# relative change is the same size at any level and for any tokenizer: a model 10% better in
+# perplexity is -ln(0.9) = 0.105 nats better whatever its perplexity is.
+# Table 3, WikiText-2 (the one perplexity of ordinary text in the table): 29.41 (117M) -> 18.34 (1542M),
+# a 13.2x sweep: ln(29.41 / 18.34) = 0.47 nats over log10(1542 / 117) = 1.12 decades of parameters.
+TABLE3_NATS_PER_DECADE = math.log(29.41 / 18.34) / math.log10(1542 / 117)
+PRACTICAL_DROP = 0.10  # where the paper gives no number: 10% lower perplexity (0.105 nats)
+PRACTICAL_NATS = -math.log(1 - PRACTICAL_DROP)
+
+
+def table3_delta(scale: str) -> float:
+    """Table 3's WikiText-2 slope (nats per decade of parameters) times the decades our sweep spans
+    (Kaplan's N of the first and last bases), to two significant figures."""
+    specs = decoder_bases(scale)
+    decades = math.log10(kaplan_n(specs[-1]) / kaplan_n(specs[0]))
+    return float(f"{TABLE3_NATS_PER_DECADE * decades:.2g}")
+
+
+def log_of(metric: MetricResult) -> MetricResult:
+    """ln of a perplexity-like metric, its interval carried through (ln is monotone): nats."""
+    ln = lambda x: None if x is None else math.log(x)  # noqa: E731
+    extra = {k: v for k, v in metric.extra.items() if k not in ("items", "reported_id")}
+    return MetricResult(f"log_{metric.name}", ln(metric.value), metric.n, ln(metric.ci_low), ln(metric.ci_high),
+                        {**extra, "transform": f"ln({metric.name})"})
 
 
 @register
@@ -138,74 +159,73 @@ class GPT2(Paper):
     name = "gpt2"
     reported_key = "gpt2_radford2019"
     citation = "Radford et al. 2019, Language Models are Unsupervised Multitask Learners"
-    # Every arm is a pre-training run: one cpu seed took 1,470 s (the four sizes, the deep pair, every
-    # zero-shot evaluation), already past the 20-minute budget, so the cpu scale runs 2 seeds, not 3.
+    # The sizes are the shared decoder bases, one pre-training per seed (a second cpu seed trains the
+    # three bases again, ~30 min on 2 cores, once for every paper); the deep pair is trained here.
     default_seeds = {"smoke": [0], "cpu": [0, 1], "gpu": [0, 1, 2]}
 
     def claims(self, scale: str) -> list[Claim]:
-        labels = [size.label for size in SCALES[scale].sizes]
-        wiki, web = "wikitext2/word_perplexity", "webtext/perplexity"
-        train, held = "train_text/perplexity", "heldout_text/perplexity"
-        table3 = (f"Table 3's WikiText-2 perplexity falls {100 * TABLE3_WIKITEXT2_DROP:.1f}% from 117M to 1542M "
-                  "(29.41 -> 18.34; a 13x sweep, ours spans ~47x non-embedding parameters)")
+        labels = sweep(scale)
+        wiki, web = "wikitext2/log_word_perplexity", "webtext/log_perplexity"
+        train, held = "train_text/log_perplexity", "heldout_text/log_perplexity"
+        specs = decoder_bases(scale)
+        c1 = table3_delta(scale)
+        table3 = (f"Table 3's WikiText-2 perplexity falls 29.41 -> 18.34 from 117M to 1542M parameters: "
+                  f"{TABLE3_NATS_PER_DECADE:.2f} nats per decade; our sweep spans "
+                  f"{math.log10(kaplan_n(specs[-1]) / kaplan_n(specs[0])):.2f} decades of N = 12 n_layer d_model^2 "
+                  f"({kaplan_n(specs[0]):,} -> {kaplan_n(specs[-1]):,}) -> δ {c1:g} nats")
+        practical = (f"a stated practical threshold: {100 * PRACTICAL_DROP:.0f}% lower perplexity, "
+                     f"{PRACTICAL_NATS:.3f} nats")
         return [
             Claim("G2-C1", "Zero-shot performance improves steadily (roughly log-linearly) with parameter count",
                   "Table 3 / Fig. 1", self.name,
-                  all_of(monotone([f"{m}/{wiki}" for m in labels], "decreasing",
-                                  delta=relative_delta(TABLE3_WIKITEXT2_DROP, wiki)),
-                         monotone([f"{m}/{web}" for m in labels], "decreasing",
-                                  delta=relative_delta(TABLE3_WIKITEXT2_DROP, web))),
-                  delta_source=f"{table3}; that fraction of our smallest model's cpu perplexity (WikiText-2 word "
-                               f"{CPU_LEVELS[wiki]:.2g} -> δ {relative_delta(TABLE3_WIKITEXT2_DROP, wiki):.2g}; WebText "
-                               f"{CPU_LEVELS[web]:g} -> δ {relative_delta(TABLE3_WIKITEXT2_DROP, web):g})"),
+                  all_of(monotone([f"{m}/{wiki}" for m in labels], "decreasing", delta=c1),
+                         monotone([f"{m}/{web}" for m in labels], "decreasing", delta=c1)),
+                  delta_source=table3 + "; the same δ for WebText"),
             Claim("G2-C2", "The models under-fit: training and held-out perplexity both fall with size",
                   "Fig. 4", self.name,
-                  all_of(monotone([f"{m}/{train}" for m in labels], "decreasing",
-                                  delta=relative_delta(PRACTICAL_DROP, train)),
-                         monotone([f"{m}/{held}" for m in labels], "decreasing",
-                                  delta=relative_delta(PRACTICAL_DROP, held))),
-                  delta_source=f"Fig. 4's curves are not tabulated (papers.md: M); a stated practical threshold of "
-                               f"{100 * PRACTICAL_DROP:.0f}% lower perplexity from the smallest model to the largest, of "
-                               f"our smallest model's cpu perplexity (train {CPU_LEVELS[train]:g} -> δ "
-                               f"{relative_delta(PRACTICAL_DROP, train):g}; held-out {CPU_LEVELS[held]:g} -> δ "
-                               f"{relative_delta(PRACTICAL_DROP, held):g})"),
+                  all_of(monotone([f"{m}/{train}" for m in labels], "decreasing", delta=round(PRACTICAL_NATS, 3)),
+                         monotone([f"{m}/{held}" for m in labels], "decreasing", delta=round(PRACTICAL_NATS, 3))),
+                  delta_source=f"Fig. 4's curves are not tabulated (papers.md: M); {practical}, from the smallest "
+                               "model to the largest"),
             Claim("G2-C4", "Pre-LN trains a deep stack better than post-LN at the same depth and learning rate",
                   "§2.3", self.name,
-                  greater(f"deep_postln/{held}", f"deep_preln/{held}",
-                          delta=relative_delta(PRACTICAL_DROP, f"deep_preln/{held}")),
-                  delta_source=f"§2.3 is qualitative; a stated practical threshold of {100 * PRACTICAL_DROP:.0f}% of "
-                               f"the pre-LN run's cpu held-out perplexity ({CPU_LEVELS[f'deep_preln/{held}']:g} -> δ "
-                               f"{relative_delta(PRACTICAL_DROP, f'deep_preln/{held}'):g})"),
+                  greater(f"deep_postln/{held}", f"deep_preln/{held}", delta=round(PRACTICAL_NATS, 3)),
+                  delta_source=f"§2.3 is qualitative; {practical}"),
         ]
 
     def measure(self, scale: str, seeds: list[int]) -> Measured:
-        """Train the size sweep and the deep pre-LN / post-LN pair with the one seed the runner passes
-        (it calls this once per seed and merges the metrics over seeds), and score them zero-shot."""
+        """Score the scale's decoder bases of the one seed the runner passes (pre-trained once, or
+        loaded; each checked against its target) zero-shot, and train the deep pre-LN / post-LN pair
+        (the runner calls this once per seed and merges the metrics over seeds)."""
         seed = one_seed(seeds)
         s = SCALES[scale]
         metrics: dict[str, MetricResult] = {}
         configs: dict[str, dict] = {}
         held_out_losses, n_params = [], []
-        runs = [(size.label, run_config(s, size, seed)) for size in s.sizes]
-        runs += [(f"deep_{p}ln", run_config(s, s.deep, seed, p, s.deep_steps, s.deep_lr)) for p in ("pre", "post")]
-        train_text = held_text = None
-        cached = []
-        for label, run in runs:
+        bases = pretrain_bases(scale, [spec.name for spec in decoder_bases(scale)], seeds=(seed,))
+        deep = [(f"deep_{p}ln", run_config(s, s.deep, seed, p)) for p in ("pre", "post")]
+        # the bases' own text for the under-fitting check: their training mixture and its held-out documents
+        train_text = "\n\n".join(mixture_documents(MIXTURE, bases[0].spec.max_chars))
+        held_text = "\n\n".join(mixture_documents(HELD_OUT))
+        scored = []
+        for b in bases:
+            configs[b.spec.label] = {"base": b.spec.name, "seed": b.seed, "dir": b.dir.name,
+                                     "val_loss": b.val_loss, "target": b.target}
+            scored.append((b.spec.label, *b.load()))
+        for label, run in deep:
             result = train_run(run)
             configs[label] = run.to_dict()
-            if result.cached:
-                cached.append(label)
-            if train_text is None:
-                train_text = corpus_text(run.data, run.data.train_split, run.data.max_chars)
-                held_text = corpus_text(run.data, run.data.val_split, run.data.max_val_chars)
-            lm = ReproLM(result.model, result.tokenizer, batch_size=16)
-            metrics[f"{label}/params"] = MetricResult.exact("params", sum(p.numel() for p in result.model.parameters()))
-            metrics[f"{label}/train_text/perplexity"] = fit_perplexity(lm, documents(train_text, s.fit_docs))
-            metrics[f"{label}/heldout_text/perplexity"] = held = fit_perplexity(lm, documents(held_text, s.fit_docs))
+            scored.append((label, result.model, result.tokenizer))
+        for label, model, tokenizer in scored:
+            lm = ReproLM(model, tokenizer, batch_size=16)
+            metrics[f"{label}/params"] = MetricResult.exact("params", sum(p.numel() for p in model.parameters()))
+            for name, text in (("train_text", train_text), ("heldout_text", held_text)):
+                ppl = fit_perplexity(lm, documents(text, s.fit_docs))
+                metrics[f"{label}/{name}/perplexity"], metrics[f"{label}/{name}/log_perplexity"] = ppl, log_of(ppl)
             if label.startswith("deep_"):
                 continue
-            held_out_losses.append(math.log(held.value))
-            n_params.append(non_embedding_params(result.model))
+            held_out_losses.append(metrics[f"{label}/heldout_text/log_perplexity"].value)
+            n_params.append(non_embedding_params(model))
             for scenario, metric in ZERO_SHOT.items():
                 out = run_scenario(lm, get_scenario(scenario, limit=s.eval_limit))
                 short = scenario.removesuffix("_ppl")
@@ -214,6 +234,8 @@ class GPT2(Paper):
                     pattern = REPORTED_IDS.get((scenario, name))
                     if pattern:  # shown beside the paper's number for the same rank in its sweep
                         out.metrics[name].extra["reported_id"] = pattern.format(PAPER_SIZES[len(n_params) - 1])
+                    if name in ("perplexity", "word_perplexity"):
+                        metrics[f"{label}/{short}/log_{name}"] = log_of(out.metrics[name])
             for exam in AGIEVAL_EXAMS:
                 out = run_scenario(lm, get_scenario(f"agieval/{exam}", limit=s.exam_limit))
                 metrics[f"{label}/agieval/{exam}/acc"] = out.metrics["acc"]
@@ -224,11 +246,13 @@ class GPT2(Paper):
         notes = [
             f"Power-law fit of held-out loss: alpha_N = {alpha:.3f} (Kaplan et al. 0.076), R^2 = {r2:.3f}, "
             f"over non-embedding sizes {n_params}.",
-            "Pretraining text: Project Gutenberg books (BooksCorpus stand-in); WebText is evaluated zero-shot from "
-            "its 280-character snippets. Absolute numbers are far from the paper's (models 10^3-10^5 x smaller).",
+            "The size sweep is the shared decoder bases (repro.bases, seed " + str(seed) + "): pre-trained once on the "
+            "general-English mixture, each past its held-out target "
+            + ", ".join(f"{b.spec.name} {b.val_loss:.3f} <= {b.target:.3f}" for b in bases) + " nats/token. "
+            "WebText is evaluated zero-shot from its 280-character snippets. Absolute numbers are far from the "
+            "paper's (models 10^3-10^5 x smaller).",
             "Measured metrics are shown beside Table 3 by rank in the size sweep (our smallest beside 117M, ...); "
             "the paper reports LAMBADA accuracy in %, we report a fraction.",
-            f"Models loaded from the artifact cache instead of trained in this run: {', '.join(cached) or 'none'}.",
         ]
         return Measured(metrics, configs, [str(figure)], notes)
 
@@ -238,7 +262,7 @@ class GPT2(Paper):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        labels = [size.label for size in SCALES[scale].sizes]
+        labels = sweep(scale)
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
         panels = [("webtext/perplexity", "WebText perplexity"), ("wikitext2/word_perplexity", "WikiText-2 word ppl"),
                   ("heldout_text/perplexity", "held-out book ppl (log-log: power law)")]

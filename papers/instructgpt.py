@@ -2,8 +2,9 @@
 
 Recipe, scaled down (papers.md §9):
 
-1. **Base**: a GPT-2-architecture decoder pre-trained on book text: the GPT-2 module's run of the
-   same size and settings, so `repro run all` trains it once for both papers (artifact cache).
+1. **Base**: a shared decoder base (`repro.bases`): a GPT-2-architecture decoder pre-trained once
+   on the general-English mixture and checked against its held-out target, the same model GPT-2's
+   sweep scores and FLAN tunes.
 2. **SFT** on instruction demonstrations (the mirror's 999 Alpaca-format examples and the 175
    Self-Instruct seed tasks) written as "\\n\\nHuman: ...\\n\\nAssistant: ..." dialogues, the
    format of the comparisons; prompt tokens are masked out of the loss.
@@ -42,8 +43,10 @@ from harness.lm import ReproLM
 from harness.metrics import MetricResult, accuracy, mean_with_ci
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
-from repro.pipeline import artifact_dir, corpus_text, random_windows, run_dir, run_key, run_parallel, train_once, train_runs
-from repro.train import TrainConfig, atomic_save, load_checkpoint
+from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
+from repro.pipeline import artifact_dir, random_windows, run_parallel, train_once
+from repro.pretraining import MIXTURE, mixture_documents
+from repro.train import TrainConfig, atomic_save
 
 SPLIT_SALT = "instructgpt-hh-split-v1"  # the HH split is a pure function of the prompt text and this salt
 SPLIT = {"proxy": 45, "gold": 90, "heldout": 100}  # hash % 100 below: proxy RM half, gold judge half, held out
@@ -52,9 +55,9 @@ HH_SUBSETS = ("helpful-base", "harmless-base", "helpful-online", "helpful-reject
 
 @dataclass(frozen=True)
 class ScaleSettings:
-    gpt2_scale: str  # the GPT-2 module scale whose pre-trained bases are reused
-    policy: int  # index into that scale's size sweep: the policy / SFT / RM size
-    big_base: int | None  # a larger base of the sweep for I-C2 (None: not run)
+    bases_scale: str  # whose shared decoder bases are reused
+    policy: int  # index into that scale's decoder bases, smallest first: the policy / SFT / RM size
+    big_base: int | None  # a larger base for I-C2 (None: not run)
     prompt_tokens: int  # prompts longer than this are left-truncated (SFT, RM) or skipped (PPO, eval)
     response_tokens: int  # demonstrations / compared responses are cut to this many tokens (+ eos)
     max_new_tokens: int  # sampled response length in PPO and evaluation
@@ -97,30 +100,29 @@ class ScaleSettings:
 
 SCALES = {
     "smoke": ScaleSettings(
-        gpt2_scale="smoke", policy=2, big_base=3, prompt_tokens=44, response_tokens=16, max_new_tokens=12,
+        bases_scale="smoke", policy=0, big_base=1, prompt_tokens=44, response_tokens=16, max_new_tokens=12,
         sft_steps=30, sft_batch=8, sft_lr=1e-3, rm_pairs=96, rm_batch=16, rm_lr=1e-3, heldout_pairs=48,
         ppo_iterations=2, ppo_batch=8, ppo_minibatch=4, ppo_lr=3e-4, value_lr=3e-4, betas=(0.0, 0.02, 2.0),
         ptx_coef=1.0, ptx_batch=4, ptx_chars=100_000, rank_k=3, rank_prompts=12, rank_heldout_prompts=8,
         rank_batch=4, rank_lr=1e-3, eval_prompts=16, scenario_limit=12, wikitext_docs=6,
     ),
-    # Single-core probes (this machine, OMP_NUM_THREADS=1): the policy is the GPT-2 sweep's L2 d48
-    # (0.26M params; its pre-training 500 x 0.23 s = ~115 s if gpt2 has not cached it), the larger
-    # base L3 d96 (0.74M, 500 x 0.38 s = ~190 s if not cached; L4 d144 would cost 1.03 s/step, ~515 s).
+    # Single-core probes (this machine, OMP_NUM_THREADS=1), made on the old books bases L2 d48 (the
+    # policy then) and L3 d96; the shared bases are L2 d64 (0.37M params) and L3 d96 (0.74M).
     # Measured on L3 d96 (L2 d48 is ~0.6x): SFT step of 16 demonstrations 0.61 s; RM step of 32
     # HH pairs (~92 tokens each) 0.93 s; PPO iteration of 32 episodes x 24 sampled tokens 2.8 s,
     # 3.3 s with ptx; LAMBADA / SST-2 / RTE (200 items each) + 30 WikiText pieces ~8 s per model.
-    # Projection (L2 d48 policy): bases ~300 core-s if uncached, SFT ~95, two RMs ~85, four PPO runs
-    # of 48 iterations + PPO-ptx ~430, I-C5 ~40, evaluation of 8 policies ~90, loading ~75:
-    # ~1,100 core-s, ~11 min on 2 cores uncached, ~6 min with gpt2's bases cached.
+    # Projection (L2 d48 policy): SFT ~95, two RMs ~85, four PPO runs of 48 iterations + PPO-ptx
+    # ~430, I-C5 ~40, evaluation of 8 policies ~90, loading ~75: ~800 core-s, ~6 min on 2 cores
+    # with the shared bases cached.
     "cpu": ScaleSettings(
-        gpt2_scale="cpu", policy=0, big_base=1, prompt_tokens=72, response_tokens=40, max_new_tokens=24,
+        bases_scale="cpu", policy=0, big_base=1, prompt_tokens=72, response_tokens=40, max_new_tokens=24,
         sft_steps=250, sft_batch=16, sft_lr=1e-3, rm_pairs=2400, rm_batch=32, rm_lr=3e-4, heldout_pairs=600,
         ppo_iterations=48, ppo_batch=32, ppo_minibatch=8, ppo_lr=2e-4, value_lr=2e-4, betas=(0.0, 0.02, 0.2, 2.0),
         ptx_coef=1.0, ptx_batch=8, ptx_chars=600_000, rank_k=4, rank_prompts=160, rank_heldout_prompts=96,
         rank_batch=8, rank_lr=3e-4, eval_prompts=200, scenario_limit=200, wikitext_docs=30,
     ),
     "gpu": ScaleSettings(
-        gpt2_scale="gpu", policy=1, big_base=3, prompt_tokens=160, response_tokens=64, max_new_tokens=48,
+        bases_scale="gpu", policy=1, big_base=3, prompt_tokens=160, response_tokens=64, max_new_tokens=48,
         sft_steps=2000, sft_batch=32, sft_lr=2e-4, rm_pairs=2800, rm_batch=64, rm_lr=5e-5, heldout_pairs=850,
         ppo_iterations=200, ppo_batch=128, ppo_minibatch=32, ppo_lr=2e-5, value_lr=2e-5,
         betas=(0.0, 0.02, 0.2, 2.0), ptx_coef=1.0, ptx_batch=16, ptx_chars=4_000_000, rank_k=4,
@@ -207,25 +209,22 @@ class Codec:
 # Artifacts: one directory per trained model, keyed by what defines it
 
 
-# The pre-trained bases (the policy's and the larger one of I-C2) are GPT-2's runs of this seed
+# The pre-trained bases (the policy's and the larger one of I-C2) are the shared bases of this seed
 # whatever the training seed: the paper starts every stage from one GPT-3 checkpoint per size, so
 # the seed varies SFT, both reward models, PPO and the evaluation samples, and every arm of a seed
 # starts from the same base. It also keeps a 3-seed cpu run inside its budget: the bases are
-# trained once (by gpt2 in a reproduce-all), not once per seed.
+# trained once for every paper, not once per seed.
 BASE_SEED = 0
 
 
-def base_runs(s: ScaleSettings):
-    from papers import gpt2
-
-    g = gpt2.SCALES[s.gpt2_scale]
-    policy = gpt2.run_config(g, g.sizes[s.policy], BASE_SEED)
-    big = gpt2.run_config(g, g.sizes[s.big_base], BASE_SEED) if s.big_base is not None else None
-    return policy, big
+def base_specs(s: ScaleSettings) -> tuple[BaseSpec, BaseSpec | None]:
+    """The policy's base and I-C2's larger one (None when not run)."""
+    sizes = decoder_bases(s.bases_scale)
+    return sizes[s.policy], (sizes[s.big_base] if s.big_base is not None else None)
 
 
 STAGE_FIELDS = {
-    "sft": ("gpt2_scale", "policy", "prompt_tokens", "response_tokens", "sft_steps", "sft_batch", "sft_lr"),
+    "sft": ("bases_scale", "policy", "prompt_tokens", "response_tokens", "sft_steps", "sft_batch", "sft_lr"),
     "rm": ("rm_pairs", "rm_batch", "rm_lr", "rm_epochs"),
     "ppo": ("max_new_tokens", "ppo_iterations", "ppo_batch", "ppo_minibatch", "ppo_epochs", "ppo_lr", "value_lr",
             "ptx_batch", "ptx_chars"),
@@ -236,9 +235,9 @@ STAGE_FIELDS = {
 
 def stage_dir(stage: str, s: ScaleSettings, seed: int, *needs: str, **extra) -> Path:
     """The cache entry of one stage: its own fields, those of the stages it builds on, the base."""
-    policy, _ = base_runs(s)
+    policy, _ = base_specs(s)
     fields = {f: getattr(s, f) for st in ("sft", *needs, stage) for f in STAGE_FIELDS.get(st, ())}
-    identity = {"stage": stage, "seed": seed, "base": run_key(policy), "split": [SPLIT_SALT, SPLIT], **fields, **extra}
+    identity = {"stage": stage, "seed": seed, "base": asdict(policy), "base_seed": BASE_SEED, "split": [SPLIT_SALT, SPLIT], **fields, **extra}
     label = "_".join([f"igpt_{stage}", *(f"{k}{v}" for k, v in extra.items())])
     # no data fingerprint: the demonstrations and comparisons are read inside the jobs; the split
     # salt fixes which prompts each stage sees
@@ -252,12 +251,10 @@ def ppo_label(beta: float, ptx: float) -> str:
 
 
 def load_base(s: ScaleSettings, big: bool = False):
-    from repro.tokenizers import load_tokenizer
-
-    policy, big_run = base_runs(s)
-    d = run_dir(big_run if big else policy)
-    model, _ = load_checkpoint(d, "lm")
-    return model.eval(), load_tokenizer(d / "tokenizer")
+    """(model, tokenizer) of the policy's base (or I-C2's larger one): cached, pre-trained by measure()."""
+    policy, big_spec = base_specs(s)
+    model, tok = pretrain_base(big_spec if big else policy, BASE_SEED).load()
+    return model.eval(), tok
 
 
 def load_lm(directory: Path, config) -> torch.nn.Module:
@@ -382,8 +379,7 @@ def ppo_job(s: ScaleSettings, seed: int, beta: float, ptx: float) -> float:
         prompts = ppo_prompts(codec, s)
         ptx_batch = None
         if ptx:
-            base_run, _ = base_runs(s)
-            text = corpus_text(base_run.data, base_run.data.train_split, s.ptx_chars)
+            text = "\n\n".join(mixture_documents(MIXTURE, s.ptx_chars))  # the bases' pre-training text
             tokens = torch.tensor(tok(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
             ptx_batch = random_windows(tokens, config.max_seq_len, s.ptx_batch, seed + 17)
         cfg = PPOConfig(iterations=s.ppo_iterations, batch_size=s.ppo_batch, minibatch_size=s.ppo_minibatch,
@@ -623,9 +619,8 @@ class InstructGPT(Paper):
         """One training seed (the runner calls this once per seed and merges the metrics over seeds)."""
         s = SCALES[scale]
         seed = one_seed(seeds)
-        policy_run, big_run = base_runs(s)
-        bases = train_runs([r for r in (policy_run, big_run) if r is not None], desc="instructgpt: bases")
-        cached = [r.out_dir.name for r in bases if r.cached]
+        bases = pretrain_bases(s.bases_scale, [b.name for b in base_specs(s) if b is not None],
+                               seeds=(BASE_SEED,))  # each past its held-out target, or a loud failure
         sft_seconds = run_parallel(sft_job, [(s, seed)], desc="instructgpt: SFT")[0]
         rm_seconds = run_parallel(rm_job, [(s, seed, h) for h in ("proxy", "gold")], desc="instructgpt: RMs")
         variants = [(b, 0.0) for b in s.betas] + [(s.beta, s.ptx_coef)]
@@ -721,15 +716,18 @@ class InstructGPT(Paper):
             "B's, 0.5 on a tie), the paper's unit, against a coin (0.5); the judge's raw scores are in the table. "
             f"Every seed starts from the same pre-trained bases (seed {BASE_SEED}); the seed varies SFT, the reward "
             "models, PPO and the evaluation samples.",
-            "I-C2 compares the PPO policy with a larger base model of the GPT-2 sweep "
+            "I-C2 compares the PPO policy with a larger shared decoder base "
             f"(index {s.big_base}; about {_ratio(bases)} x the policy's parameters), not 100x.",
             CONSTANTS_NOTE,
             f"Stage wall times (s): SFT {sft_seconds:.0f}, RMs {', '.join(f'{x:.0f}' for x in rm_seconds)}, PPO "
             f"{', '.join(f'{x:.0f}' for x in ppo_seconds)}, I-C5 {rank.get('seconds', 0):.0f} (cached stages "
             "report the time of the run that trained them).",
-            f"Base models loaded from the artifact cache instead of trained in this run: {', '.join(cached) or 'none'}.",
+            "Bases: " + ", ".join(f"{b.spec.name} (held-out {b.val_loss:.3f} <= target {b.target:.3f})" for b in bases)
+            + ", the shared decoder bases pre-trained on the general-English mixture.",
         ]
-        configs = {"settings": asdict(s), "base": policy_run.to_dict(), "big_base": big_run.to_dict() if big_run else None}
+        describe = [{"base": b.spec.name, "seed": b.seed, "dir": b.dir.name, "val_loss": b.val_loss, "target": b.target}
+                    for b in bases]
+        configs = {"settings": asdict(s), "base": describe[0], "big_base": describe[1] if len(describe) > 1 else None}
         return Measured(metrics, configs, figures, notes, tables)
 
     def _rm_heldout(self, s: ScaleSettings, seed: int) -> dict[str, list[float]]:
@@ -794,7 +792,7 @@ def _history(directory: Path) -> list[dict]:
 def _ratio(bases) -> str:
     if len(bases) < 2:
         return "-"
-    n = [sum(p.numel() for p in b.model.parameters()) for b in bases]
+    n = [b.record["params"] for b in bases]
     return f"{n[1] / n[0]:.1f}"
 
 

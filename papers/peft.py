@@ -10,7 +10,8 @@ the same cache key, so `reproduce-all` trains each once):
   - the encoder: BERT's `mlm_nsp` row at `bert_scale` (`papers.bert`), read as BERT fine-tunes it
     ([CLS] through the pooler and a new linear layer, trained by every method: LoRA, Houlsby and
     P-Tuning v2 train such a head, and so does peft for sequence classification);
-  - the decoders: GPT-2's size sweep at `gpt2_scale` (`papers.gpt2`), read as Lester et al. and
+  - the decoders: the shared decoder bases at `bases_scale` (`repro.bases`, GPT-2's size sweep,
+    each checked against its held-out target), read as Lester et al. and
     T-Few read a language model: the LM head's logits of each class's label token at the last
     prompt token (a verbaliser over the registry's GLUE templates, no new parameters), except
     P-Tuning v2, whose paper swaps the verbaliser for a linear head on that token.
@@ -65,7 +66,6 @@ from harness.metrics import (
 )
 from papers import Measured, Paper, one_seed, register
 from papers import bert as bert_paper
-from papers import gpt2 as gpt2_paper
 from papers import t0 as t0_paper
 from papers import t5 as t5_paper
 from papers.glue import TASKS, GlueTask, average_score, load_rows, majority, score_gap, task_metrics, zero_gap
@@ -85,7 +85,8 @@ from repro.peft_methods import (
     merge_for_inference,
     virtual_tokens,
 )
-from repro.pipeline import artifact_dir, fingerprint, run_dir, run_parallel, train_once, train_run
+from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
+from repro.pipeline import artifact_dir, fingerprint, run_parallel, train_once
 from repro.train import (
     TrainConfig,
     Trainer,
@@ -93,7 +94,6 @@ from repro.train import (
     resolve_device,
 )
 
-Size = gpt2_paper.Size
 METHODS = ("full", "lora", "adapter", "prefix", "prompt", "ptuning_v2", "ia3")
 METHOD_NAMES = {"full": "full fine-tuning", "lora": "LoRA", "adapter": "adapters (Houlsby)",
                 "prefix": "prefix tuning", "prompt": "prompt tuning", "ptuning_v2": "P-Tuning v2", "ia3": "(IA)^3"}
@@ -143,9 +143,8 @@ def recipes(lr: dict[str, float], bottleneck: int) -> tuple[Recipe, ...]:
 @dataclass(frozen=True)
 class ScaleSettings:
     bert_scale: str  # the encoder: papers.bert's `mlm_nsp` row at this scale
-    gpt2_scale: str  # the decoders: papers.gpt2's runs at this scale
+    bases_scale: str  # the decoders: the shared decoder bases of this scale (repro.bases)
     t0_scale: str  # the encoder-decoders: papers.t0's LM-adapted bases (every size) at this scale
-    decoder_sizes: tuple[Size, ...]  # the decoder sweep, ascending (P-C2's is T0's sizes)
     main_index: int  # which decoder the few-shot and XSum arms use
     recipes: tuple[Recipe, ...]
     steps: int  # the GLUE arm's budget, the same for every method
@@ -172,7 +171,12 @@ class ScaleSettings:
     profile_steps: int
 
     @property
-    def main(self) -> Size:
+    def decoder_sizes(self) -> tuple[BaseSpec, ...]:
+        """The decoder sweep, smallest first (P-C2's is T0's sizes)."""
+        return tuple(decoder_bases(self.bases_scale))
+
+    @property
+    def main(self) -> BaseSpec:
         return self.decoder_sizes[self.main_index]
 
     @property
@@ -235,7 +239,7 @@ TUNING_FRACTION = 0.2  # of each task's training examples, held out of training 
 
 SCALES = {
     "smoke": ScaleSettings(
-        bert_scale="smoke", gpt2_scale="smoke", t0_scale="smoke", decoder_sizes=(Size(1, 16, 2), Size(1, 32, 2), Size(2, 48, 4)),
+        bert_scale="smoke", bases_scale="smoke", t0_scale="smoke",
         main_index=2, recipes=recipes(_LR, bottleneck=4), steps=8, batch_size=16, sweep_steps=8, sweep_batch=16,
         warmup_fraction=0.1,
         glue_tasks=tuple(TASKS), train_examples=48, eval_examples=48, sweep_tasks=("sst2",),
@@ -256,7 +260,7 @@ SCALES = {
     # LM-adapted bases (412 s in one process). Measured: 1,071 s with the BERT and GPT-2 bases trained
     # in the run and T0's cached.
     "cpu": ScaleSettings(
-        bert_scale="cpu", gpt2_scale="cpu", t0_scale="cpu", decoder_sizes=(Size(2, 48, 4), Size(3, 96, 4), Size(4, 144, 4)),
+        bert_scale="cpu", bases_scale="cpu", t0_scale="cpu",
         main_index=1, recipes=recipes(_LR, bottleneck=8), steps=120, batch_size=32, sweep_steps=150, sweep_batch=16,
         warmup_fraction=0.1,
         glue_tasks=tuple(TASKS), train_examples=1000, eval_examples=None, sweep_tasks=("sst2",),
@@ -265,7 +269,7 @@ SCALES = {
         profile_batch=32, profile_length=44, profile_steps=8,
     ),
     "gpu": ScaleSettings(
-        bert_scale="gpu", gpt2_scale="gpu", t0_scale="gpu", decoder_sizes=(Size(4, 128, 4), Size(6, 256, 8), Size(8, 384, 6)),
+        bert_scale="gpu", bases_scale="gpu", t0_scale="gpu",
         main_index=2, recipes=recipes(_LR_GPU, bottleneck=16), steps=600, batch_size=32, sweep_steps=600, sweep_batch=32,
         warmup_fraction=0.06, glue_tasks=tuple(TASKS), train_examples=None, eval_examples=None,
         sweep_tasks=("sst2", "mrpc", "rte"), fewshot_tasks=("sst2", "rte", "mrpc", "cola"), fewshot_k=32,
@@ -301,10 +305,6 @@ class Base:
         return self.config.max_seq_len
 
 
-def _train_decoder(run) -> None:
-    train_run(run)  # the model stays in the artifact cache; the parent loads it from there
-
-
 def _call(fn, args: tuple):
     """`run_parallel` takes one function; the jobs here mix kinds."""
     return fn(*args)
@@ -325,22 +325,20 @@ def _bert_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], 
     return todo, load
 
 
-def _gpt2_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], list[Base]]]:
-    gs = gpt2_paper.SCALES[s.gpt2_scale]
-    runs = [gpt2_paper.run_config(gs, z, seed) for z in s.decoder_sizes]
-    todo = [(_train_decoder, (run,)) for run in reversed(runs) if not (run_dir(run) / "done.json").exists()]
+def _decoder_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], list[Base]]]:
+    # pre-trained (and checked against their targets) by repro.bases before the other families' jobs
+    pretrain_bases(s.bases_scale, [z.name for z in s.decoder_sizes], seeds=(seed,))
 
     def load() -> list[Base]:
         bases = []
-        for z, run in zip(s.decoder_sizes, runs):
-            result = train_run(run)
-            tok = result.tokenizer
+        for z in s.decoder_sizes:
+            shared = pretrain_base(z, seed)  # cached
+            model, tok = shared.load()
             pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-            bases.append(Base(z.label, "gpt2", result.model.config, result.model.state_dict(), tok, pad,
-                              result.out_dir.name))
+            bases.append(Base(z.label, "gpt2", model.config, model.state_dict(), tok, pad, shared.dir.name))
         return bases
 
-    return todo, load
+    return [], load
 
 
 def encdec_label(size: t0_paper.Size) -> str:
@@ -367,7 +365,7 @@ def _t0_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], li
 
 
 # family -> (settings, seed) -> (pre-training jobs still to run, loader of the bases)
-BASE_LOADERS = {"bert": _bert_bases, "gpt2": _gpt2_bases, "t0": _t0_bases}
+BASE_LOADERS = {"bert": _bert_bases, "gpt2": _decoder_bases, "t0": _t0_bases}
 
 
 # The pre-trained bases are the other modules' runs of this seed whatever the fine-tuning seed: the
@@ -381,10 +379,9 @@ def prepare_bases(s: ScaleSettings, seed: int = BASE_SEED) -> dict[str, Base]:
     decoders, load_decoders = BASE_LOADERS["gpt2"](s, seed)
     encoder, load_encoder = BASE_LOADERS["bert"](s, seed)
     encdecs, load_encdecs = BASE_LOADERS["t0"](s, seed)
-    # the largest decoder first and BERT's row next (~300 s and ~190 s at the cpu scale), then the
-    # smaller decoders and the encoder-decoders (largest first): two processes finish about together
-    run_parallel(_call, decoders[:1] + encoder + decoders[1:] + encdecs,
-                 desc="peft: pre-trained bases (bert, gpt2 and t0 runs)")
+    # BERT's row first (~190 s at the cpu scale), then the encoder-decoders (largest first); the
+    # decoders are the shared bases, pre-trained by repro.bases above
+    run_parallel(_call, decoders + encoder + encdecs, desc="peft: pre-trained bases (bert and t0 runs)")
     return {b.label: b for b in load_encoder() + load_decoders() + load_encdecs()}
 
 
@@ -1139,8 +1136,8 @@ class PEFT(Paper):
             seconds[job.method] = seconds.get(job.method, 0.0) + out["seconds"]
         recipes_text = "; ".join(f"{METHOD_NAMES[r.name]} lr {r.lr:g}" for r in s.recipes)
         return [
-            f"Bases: BERT's `mlm_nsp` encoder at its `{s.bert_scale}` scale ({bases['encoder'].key}), GPT-2's "
-            f"`{s.gpt2_scale}` decoders {', '.join(z.label for z in s.decoder_sizes)} (books text; the few-shot and XSum "
+            f"Bases: BERT's `mlm_nsp` encoder at its `{s.bert_scale}` scale ({bases['encoder'].key}), the shared "
+            f"`{s.bases_scale}` decoder bases {', '.join(z.label for z in s.decoder_sizes)} (general-English mixture; the few-shot and XSum "
             f"arms use {s.main.label}) and T0's `{s.t0_scale}` LM-adapted T5 encoder-decoders "
             f"{', '.join(s.encdec_labels)} (span corruption then prefix-LM adaptation on T5's corpus, Lester et al.'s "
             f"setting; P-C2 is read on them). Every method trains {s.steps} steps of {s.batch_size} on the GLUE arm and "

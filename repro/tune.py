@@ -22,6 +22,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from repro.config import ConfigError
 from repro.pipeline import RunConfig, artifact_dir, run_config_from_dict, train_runs
@@ -100,29 +101,34 @@ class TuneResult:
         return "\n".join(lines)
 
 
-def point_runs(base: RunConfig, tokens: int, grid: TuneGrid) -> list[tuple[TunePoint, list[RunConfig]]]:
-    """Each grid point with its runs (one per seed), at `tokens` training tokens each."""
-    block = base.data.block_size
-    out = []
+def grid_points(grid: TuneGrid, tokens: int, block_size: int) -> list[TunePoint]:
+    """The grid's points at `tokens` training tokens each, with their steps and warm-up steps."""
+    points = []
     for batch_size in grid.batch_sizes:
-        steps = tokens // (batch_size * block)
+        steps = tokens // (batch_size * block_size)
         if steps < 10:
-            raise ConfigError(f"{tokens:,} tokens are only {steps} steps of {batch_size} x {block}; "
+            raise ConfigError(f"{tokens:,} tokens are only {steps} steps of {batch_size} x {block_size}; "
                               f"tune needs at least 10 steps: raise --tokens or lower the batch size")
         for warmup_frac in grid.warmup_fracs:
             warmup = max(1, round(warmup_frac * steps)) if warmup_frac else 0
-            for lr in grid.lrs:
-                point = TunePoint(lr, warmup_frac, batch_size, steps, warmup)
-                runs = []
-                for seed in grid.seeds:
-                    d = base.to_dict()
-                    d["name"] = f"{base.name}-lr{lr:g}-w{warmup}-b{batch_size}-s{seed}"
-                    d["out_dir"] = None  # every point is its own cached artifact
-                    d["train"].update(lr=lr, warmup_steps=warmup, batch_size=batch_size, steps=steps, seed=seed,
-                                      grad_accum=1, eval_every=0, checkpoint_every=0, snapshot_every=0,
-                                      progress=False)
-                    runs.append(run_config_from_dict(d))
-                out.append((point, runs))
+            points += [TunePoint(lr, warmup_frac, batch_size, steps, warmup) for lr in grid.lrs]
+    return points
+
+
+def point_runs(base: RunConfig, tokens: int, grid: TuneGrid) -> list[tuple[TunePoint, list[RunConfig]]]:
+    """Each grid point with its runs (one per seed), at `tokens` training tokens each."""
+    out = []
+    for point in grid_points(grid, tokens, base.data.block_size):
+        runs = []
+        for seed in grid.seeds:
+            d = base.to_dict()
+            d["name"] = f"{base.name}-lr{point.lr:g}-w{point.warmup_steps}-b{point.batch_size}-s{seed}"
+            d["out_dir"] = None  # every point is its own cached artifact
+            d["train"].update(lr=point.lr, warmup_steps=point.warmup_steps, batch_size=point.batch_size,
+                              steps=point.steps, seed=seed, grad_accum=1, eval_every=0, checkpoint_every=0,
+                              snapshot_every=0, progress=False)
+            runs.append(run_config_from_dict(d))
+        out.append((point, runs))
     return out
 
 
@@ -142,16 +148,26 @@ def tune(base: RunConfig, tokens: int, grid: TuneGrid | None = None) -> TuneResu
     if config.kind != "decoder":
         raise ConfigError(f"repro tune trains through the causal-LM pipeline, which needs a decoder; "
                           f"{base.preset} is an {config.kind}. Tune a decoder preset (gpt2_*, gpt3_*, llama_*)")
-    out_dir = sweep_dir(base, tokens, grid)
+    planned = point_runs(base, tokens, grid)
+
+    def train(points: list[TunePoint]) -> None:
+        results = iter(train_runs([run for _, runs in planned for run in runs], desc=f"tune {base.name}"))
+        for point, runs in planned:
+            point.val_losses = [next(results).summary.get("val_loss") for _ in runs]
+
+    return cached_sweep(base.name, base.preset, tokens, grid, sweep_dir(base, tokens, grid),
+                        [p for p, _ in planned], train)
+
+
+def cached_sweep(name: str, preset: str, tokens: int, grid: TuneGrid, out_dir: Path, points: list[TunePoint],
+                 train: Callable[[list[TunePoint]], None]) -> TuneResult:
+    """The sweep kept in `out_dir` (tune.json, tune.png), or `train(points)` (which fills each
+    point's val_losses, one per grid seed) and the result written there: every tuner's one ending."""
     summary = out_dir / "tune.json"
     if summary.exists():
         return _from_dict(json.loads(summary.read_text()), out_dir, cached=True)
-    planned = point_runs(base, tokens, grid)
-    results = train_runs([run for _, runs in planned for run in runs], desc=f"tune {base.name}")
-    it = iter(results)
-    for point, runs in planned:
-        point.val_losses = [next(it).summary.get("val_loss") for _ in runs]
-    result = TuneResult(base.name, base.preset, tokens, grid, [p for p, _ in planned], out_dir)
+    train(points)
+    result = TuneResult(name, preset, tokens, grid, points, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_landscape(result, result.plot_path)
     atomic_write_text(summary, json.dumps(result.to_dict(), indent=2))
@@ -201,13 +217,14 @@ def plot_landscape(result: TuneResult, path: Path) -> None:
 # The tuned points the cpu recipes use: results/perf/recipes.json, rendered as recipes.md
 
 
-def record_recipe(path: Path, key: str, result: TuneResult, base: RunConfig) -> None:
+def record_recipe(path: Path, key: str, result: TuneResult, model: dict, data: dict) -> None:
     """Keep `result`'s chosen point under `key` in the recipes file (JSON) and re-render the
-    Markdown beside it: the one list of the tuned learning rates the cpu recipes take."""
+    Markdown beside it: the one list of the tuned learning rates the cpu recipes take. `model` is
+    what the recipe changes in its preset, `data` what it trains on."""
     path = Path(path)
     recipes = json.loads(path.read_text()) if path.exists() else {}
     best = result.best
-    recipes[key] = {"preset": base.preset, "model": base.model, "data": dataclasses.asdict(base.data),
+    recipes[key] = {"preset": result.preset, "model": model, "data": data,
                     "tokens": result.tokens, "lr": best.lr, "warmup_frac": best.warmup_frac,
                     "batch_size": best.batch_size, "steps": best.steps, "val_loss": best.mean_loss,
                     "seeds": list(result.grid.seeds), "grid_lrs": list(result.grid.lrs),

@@ -3,6 +3,7 @@
     repro presets            the papers' architectures with their computed parameter counts
     repro train CONFIG.yaml [--set key=value ...]   train (or load from the artifact cache)
     repro tune PRESET --tokens N [--lr ...]          sweep peak learning rate x warm-up (x batch size)
+    repro tune --base NAME --scale S --tokens N      the same sweep for a shared base
     repro bases [--scale S] [NAME ...]               pre-train the shared bases (once) and check their targets
     repro generate RUN_DIR --prompt TEXT             sample from a trained model
     repro models [PATTERN]                           list the trained models in the artifact cache
@@ -14,6 +15,7 @@
     repro stability PAPER --scale cpu                re-run on disjoint seeds; do the verdicts hold?
     repro regress --baseline results/smoke           regression check against committed results
     repro regress --baseline results/smoke --update  re-run from an empty cache and make that the baseline
+    repro regress --baseline results/smoke --update --papers gpt2 flan   ...only these papers' files
 
 Errors a user can fix (unknown preset, bad config, missing data) print one line and exit 2;
 anything else is a bug and keeps its traceback.
@@ -22,6 +24,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -103,18 +106,36 @@ TUNE_DATA = {"dataset": "books", "tokenizer": "bpe", "vocab_size": 4096, "block_
 def cmd_tune(args: argparse.Namespace) -> None:
     from datasets.utils.logging import disable_progress_bar
 
-    from repro.pipeline import load_run_config
     from repro.tune import TuneGrid, record_recipe, tune
 
     disable_progress_bar()
-    base = {"name": args.name or f"tune-{args.preset}", "preset": args.preset, "data": dict(TUNE_DATA),
-            "model": {"dropout": 0.0}}
-    run = load_run_config(args.config, list(args.set or []), base=base)
+    if (args.preset is None) == (args.base is None):
+        raise UserError("repro tune sweeps either a decoder PRESET or a shared base (--base NAME --scale S); "
+                        "give exactly one")
     grid = TuneGrid(**{k: tuple(v) for k, v in {"lrs": args.lr, "warmup_fracs": args.warmup,
                                                 "batch_sizes": args.batch_size, "seeds": args.seeds}.items() if v})
     n_runs = len(grid.lrs) * len(grid.warmup_fracs) * len(grid.batch_sizes) * len(grid.seeds)
-    print(f"tuning {run.preset} ({run.name}) at {args.tokens:,} tokens per run: {n_runs} runs")
-    result = tune(run, args.tokens, grid)
+    if args.base:
+        from repro.bases import get_base, tune_base
+
+        if args.config or args.set:
+            raise UserError("--config and --set change a preset's run; a base's spec is in repro/bases.py")
+        spec = get_base(_resolve_scale(args.scale), args.base)
+        if not args.batch_size:  # the base's own batch, not the preset sweep's default
+            grid = dataclasses.replace(grid, batch_sizes=(spec.batch_size,))
+        print(f"tuning the shared base {spec.name} ({spec.family}) at {args.tokens:,} tokens per run: {n_runs} runs")
+        result = tune_base(spec, args.tokens, grid)
+        model = {"n_layer": spec.n_layer, "d_model": spec.d_model, "n_head": spec.n_head}
+        data = {"mixture": "shared bases", "vocab_size": spec.vocab_size, "block_size": spec.block_size}
+    else:
+        from repro.pipeline import load_run_config
+
+        base = {"name": args.name or f"tune-{args.preset}", "preset": args.preset, "data": dict(TUNE_DATA),
+                "model": {"dropout": 0.0}}
+        run = load_run_config(args.config, list(args.set or []), base=base)
+        print(f"tuning {run.preset} ({run.name}) at {args.tokens:,} tokens per run: {n_runs} runs")
+        result = tune(run, args.tokens, grid)
+        model, data = run.model, dataclasses.asdict(run.data)
     print(("loaded from the artifact cache: " if result.cached else "swept: ") + str(result.out_dir))
     print(result.table())
     best = result.best
@@ -122,7 +143,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
           f"batch {best.batch_size}: held-out loss {best.mean_loss:.4f}")
     print(f"loss landscape: {result.plot_path}")
     if args.record:
-        record_recipe(Path(args.recipes), args.record, result, run)
+        record_recipe(Path(args.recipes), args.record, result, model, data)
         print(f"recorded as {args.record!r} in {args.recipes}")
 
 
@@ -306,6 +327,13 @@ def cmd_regress(args: argparse.Namespace) -> None:
     baseline = Path(args.baseline)
     if not baseline.is_dir():
         raise UserError(f"baseline directory {baseline} does not exist; pass e.g. --baseline results/smoke")
+    files = sorted(baseline.glob("*.json"))
+    if args.papers:
+        unknown = sorted(set(args.papers) - {path.stem for path in files})
+        if unknown:
+            raise UserError(f"{baseline} holds no baseline for {', '.join(unknown)}; it has "
+                            f"{', '.join(path.stem for path in files) or 'none'}")
+        files = [path for path in files if path.stem in args.papers]
     if not args.fresh and baseline.name not in papers.SCALES:
         raise UserError(f"baseline directory {baseline} is not named after a scale ({', '.join(papers.SCALES)}), so "
                         "there is no scale to re-run; pass e.g. --baseline results/smoke, or compare two directories "
@@ -326,7 +354,7 @@ def cmd_regress(args: argparse.Namespace) -> None:
         if recorded:
             os.environ["REPRO_PRECISION"] = recorded
         try:
-            for path in sorted(baseline.glob("*.json")):
+            for path in files:
                 try:
                     # the baseline's own seeds: a verdict over three seeds is not one over one
                     seeds = read_results_json(path).get("seeds")
@@ -340,7 +368,7 @@ def cmd_regress(args: argparse.Namespace) -> None:
                 else:
                     os.environ[name] = before
         fresh = scratch / scale
-    regressions = compare_dirs(baseline, fresh, rel_tol=args.rel_tol)
+    regressions = compare_dirs(baseline, fresh, rel_tol=args.rel_tol, papers=[path.stem for path in files])
     if regressions and not args.update:
         for r in regressions:
             print(f"REGRESSION {r}", file=sys.stderr)
@@ -348,9 +376,9 @@ def cmd_regress(args: argparse.Namespace) -> None:
             print(f"the fresh results, models and figures are kept in {fresh.parent}", file=sys.stderr)
         raise SystemExit(1)
     if args.update:
-        update_baseline(baseline, fresh, regressions)
+        update_baseline(baseline, files, fresh, regressions)
     else:
-        print(f"no regression: {len(list(baseline.glob('*.json')))} results files within tolerance of {baseline}")
+        print(f"no regression: {len(files)} results files within tolerance of {baseline}")
     if not args.fresh:  # nothing left to look at: the scratch run (a few hundred MB of models) goes
         import shutil
 
@@ -373,7 +401,7 @@ def baseline_precision(baseline: Path) -> str | None:
     return found.pop() if found else None
 
 
-def update_baseline(baseline: Path, fresh: Path, moved: list) -> None:
+def update_baseline(baseline: Path, files: list[Path], fresh: Path, moved: list) -> None:
     """Make the fresh results (trained with an empty artifact cache, as the check trains) the new
     baseline: each results file and its figures replace the old ones, and what moved is listed so
     the commit that lands it can say why. A baseline written from a warm cache may hold models an
@@ -384,7 +412,7 @@ def update_baseline(baseline: Path, fresh: Path, moved: list) -> None:
 
     for r in moved:
         print(f"updated {r}")
-    for path in sorted(baseline.glob("*.json")):
+    for path in files:
         atomic_write_text(path, (fresh / path.name).read_text())
         for figure in sorted((fresh.parent / "figures").glob(f"{baseline.name}_{path.stem}*")):
             target = baseline.parent / "figures" / figure.name
@@ -417,7 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out-dir", help="where to write the run (default: the artifact cache)")
     train.set_defaults(func=cmd_train)
     tune = sub.add_parser("tune", help="sweep peak learning rate x warm-up (x batch size) at a fixed token budget")
-    tune.add_argument("preset", help="a decoder preset, e.g. gpt2_small (scale it down with --set model.n_layer=4 ...)")
+    tune.add_argument("preset", nargs="?", help="a decoder preset, e.g. gpt2_small (scale it down with --set model.n_layer=4 ...)")
+    tune.add_argument("--base", help="tune a shared base of --scale instead (its spec in repro/bases.py), e.g. encoder")
+    tune.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"], help="the scale of --base")
     tune.add_argument("--tokens", type=int, required=True, help="training tokens per run")
     tune.add_argument("--config", type=Path, help="a run config YAML to start from (default: books, 4k BPE, 256 context)")
     tune.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. model.d_model=192")
@@ -490,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--rel-tol", type=float, default=0.05, help="relative tolerance per metric")
     regress.add_argument("--update", action="store_true",
                          help="write the fresh results over the baseline (and its figures) instead of failing")
+    regress.add_argument("--papers", nargs="+", metavar="PAPER",
+                         help="only these papers' baseline files (default: every file in the baseline directory)")
     regress.set_defaults(func=cmd_regress)
     return parser
 

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from repro.bases import (BASES, BaseTargetMissed, check_target, get_base, mixture_documents, objective_batches,
-                         pretrain_base, pretrain_bases)
+from repro.bases import BASES, BaseTargetMissed, check_target, get_base, pretrain_base, pretrain_bases
 from repro.config import ConfigError
+from repro.pretraining import mixture_documents, objective_batches
 from tests.conftest import use_scratch_cache
 
 
@@ -122,7 +122,8 @@ def test_the_record_keeps_curves_and_fits_the_decoders_alpha(smoke_bases, tmp_pa
     assert decoder["curve"][-1][1] == pytest.approx(decoder["val_loss"]) and decoder["reached"]
     assert decoder["non_embedding_params"] < decoder["params"]
     fit = record["decoder_scaling"]
-    assert fit["non_embedding_params"] == sorted(rows[n]["non_embedding_params"] for n in ("decoder-L1d32", "decoder-L2d48"))
+    assert fit["non_embedding_params"] == sorted(row["non_embedding_params"] for n, row in rows.items()
+                                                  if n.startswith("decoder-"))
     assert math.isfinite(fit["alpha_N"]) and fit["kaplan_alpha_N"] == 0.076
     # the report draws a scale's bases (smoke's are skipped as meaningless): relabel the record
     (tmp_path / "bases" / "smoke.json").rename(tmp_path / "bases" / "cpu.json")
@@ -142,3 +143,46 @@ def test_repro_models_lists_the_bases_with_their_seed_and_tokenizer(smoke_bases,
     assert main(["models", "base-"]) == 0
     out = capsys.readouterr().out
     assert all(str(b.dir) in out for b in smoke_bases.values()) and "mixture" not in out
+
+
+def test_a_base_sweep_trains_shortened_copies_and_records_the_chosen_point(smoke_bases, tmp_path, capsys):
+    import json
+
+    from repro.bases import tune_base
+    from repro.tune import TuneGrid
+    from repro_cli.main import main
+
+    spec = get_base("smoke", "decoder-L1d32")
+    grid = TuneGrid(lrs=(1e-3, 3e-2), warmup_fracs=(0.1,), batch_sizes=(8,))
+    result = tune_base(spec, 8 * 64 * 20, grid)
+    assert [p.steps for p in result.points] == [20, 20] and all(math.isfinite(p.mean_loss) for p in result.points)
+    assert result.best is min(result.points, key=lambda p: p.mean_loss) and result.plot_path.stat().st_size > 0
+    assert result.out_dir != smoke_bases[spec.name].dir and not result.cached
+    again = tune_base(spec, 8 * 64 * 20, grid)
+    assert again.cached and [p.val_losses for p in again.points] == [p.val_losses for p in result.points]
+    recipes = tmp_path / "recipes.json"
+    assert main(["tune", "--base", spec.name, "--scale", "smoke", "--tokens", str(8 * 64 * 20), "--lr", "1e-3", "3e-2",
+                 "--warmup", "0.1", "--batch-size", "8", "--record", "smoke-decoder", "--recipes", str(recipes)]) == 0
+    assert "loaded from the artifact cache" in capsys.readouterr().out
+    row = json.loads(recipes.read_text())["smoke-decoder"]
+    assert row["lr"] == result.best.lr and row["preset"] == "gpt2_small" and row["model"]["d_model"] == 32
+    assert "| smoke-decoder | gpt2_small |" in recipes.with_suffix(".md").read_text()
+    assert main(["tune", "gpt2_small", "--base", spec.name, "--tokens", "100"]) == 2  # a preset or a base, not both
+
+
+def test_a_base_key_covers_what_defines_it_and_not_the_table_of_specs():
+    from repro import pretraining
+    from repro.pipeline import code_files
+
+    files = {p.name for p in code_files([pretraining])}
+    assert {"pretraining.py", "objectives.py", "train.py", "pipeline.py"} <= files
+    assert "bases.py" not in files and "tune.py" not in files  # editing the table or a sweep retrains nothing
+
+
+def test_every_scale_has_a_decoder_sweep_smallest_first():
+    from repro.bases import decoder_bases
+
+    for scale in BASES:
+        sizes = decoder_bases(scale)
+        assert len(sizes) >= 2 and all(s.family == "decoder" for s in sizes)
+        assert [12 * s.n_layer * s.d_model**2 for s in sizes] == sorted({12 * s.n_layer * s.d_model**2 for s in sizes})

@@ -187,3 +187,21 @@ def test_figures_are_recorded_relative_to_the_results_root(tmp_path, toy, monkey
     record = read_run(run_paper(toy, "smoke", [0], root=tmp_path / "scratch", quiet=True))
     assert record.figures == ["figures/smoke_toy_curve.png"]  # not a path into the scratch root
     assert "](figures/smoke_toy_curve.png)" in render(tmp_path / "scratch").read_text()
+
+
+def test_regress_can_be_limited_to_named_papers(tmp_path, toy, capsys):
+    baseline = tmp_path / "baseline"
+    run_paper(toy, "smoke", [0], root=baseline, quiet=True)
+    other = json.loads((baseline / "smoke" / "toy.json").read_text())
+    other["paper"] = "other"
+    (baseline / "smoke" / "other.json").write_text(json.dumps(other))  # no fresh run of it will exist
+    fresh = tmp_path / "fresh"
+    shutil.copytree(baseline / "smoke", fresh)
+    (fresh / "other.json").unlink()
+    assert [r.paper for r in compare_dirs(baseline / "smoke", fresh)] == ["other"]
+    assert compare_dirs(baseline / "smoke", fresh, papers=["toy"]) == []
+    assert main(["regress", "--baseline", str(baseline / "smoke"), "--fresh", str(fresh), "--papers", "toy"]) == 0
+    assert "1 results files" in capsys.readouterr().out
+    assert main(["regress", "--baseline", str(baseline / "smoke"), "--papers", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no baseline for nope" in err and "toy" in err

@@ -1,6 +1,8 @@
 """GPT-2 at the smoke scale end to end: the results file has the documented shape and every
 claim got a computed verdict (whatever it is: smoke models are too small to show the effects)."""
 
+import math
+
 import pytest
 
 import papers
@@ -15,12 +17,16 @@ def test_gpt2_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_ARTIFACTS", str(tmp_path / "artifacts"))
     paper = papers.get_paper("gpt2")
     record = read_run(run_paper(paper, "smoke", root=tmp_path, quiet=True))
-    labels = [f"L{s.n_layer}d{s.d_model}" for s in papers.gpt2.SCALES["smoke"].sizes]
+    labels = papers.gpt2.sweep("smoke")
+    assert labels == ["L1d16", "L1d32", "L2d48"]  # the shared smoke decoder bases
     for label in labels:
         for key in ("webtext/perplexity", "wikitext2/word_perplexity", "ptb/word_perplexity",
-                    "tinyshakespeare/bits_per_byte", "lambada/acc", "train_text/perplexity", "heldout_text/perplexity"):
+                    "tinyshakespeare/bits_per_byte", "lambada/acc", "train_text/perplexity", "heldout_text/perplexity",
+                    "webtext/log_perplexity", "wikitext2/log_word_perplexity", "heldout_text/log_perplexity"):
             metric = record.metrics[f"{label}/{key}"]
             assert metric["n"] > 0 and metric["ci_low"] <= metric["value"] <= metric["ci_high"], key
+        ppl, log = record.metrics[f"{label}/webtext/perplexity"], record.metrics[f"{label}/webtext/log_perplexity"]
+        assert log["value"] == pytest.approx(math.log(ppl["value"])) and log["ci_high"] == pytest.approx(math.log(ppl["ci_high"]))
     assert {c["id"] for c in record.claims} == {"G2-C1", "G2-C2", "G2-C4"}
     assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
     assert record.reported and all(r["table_figure"] for r in record.reported)
@@ -36,7 +42,7 @@ def _claim_shape(claims):
 
 
 def test_claims_are_a_pure_function_of_the_scale():
-    from papers.gpt2 import GPT2, SCALES
+    from papers.gpt2 import GPT2, SCALES, sweep
 
     fresh = GPT2()  # no measure() has run on it
     for scale, s in SCALES.items():
@@ -44,7 +50,7 @@ def test_claims_are_a_pure_function_of_the_scale():
         assert first == again and first == _claim_shape(GPT2().claims(scale))
         assert [c[0] for c in first] == ["G2-C1", "G2-C2", "G2-C4"]
         keys = {k for c in first for k in c[1]}
-        assert {f"{size.label}/webtext/perplexity" for size in s.sizes} <= keys  # the scale's own sweep
+        assert {f"{label}/webtext/log_perplexity" for label in sweep(scale)} <= keys  # the scale's own sweep
 
 
 def test_every_comparison_has_a_positive_delta_and_every_claim_its_source():
@@ -63,3 +69,11 @@ def test_measure_takes_the_one_seed_the_runner_passes():
 
     with pytest.raises(ValueError, match="one seed"):
         GPT2().measure("smoke", [0, 1])
+
+
+def test_the_sweep_delta_is_table3s_slope_over_our_decades():
+    from papers.gpt2 import table3_delta
+
+    # Table 3: ln(29.41 / 18.34) nats over log10(1542 / 117) decades; the cpu bases span L2d64 -> L4d128,
+    # 12 * 2 * 64^2 = 98,304 -> 12 * 4 * 128^2 = 786,432: log10(8) decades
+    assert table3_delta("cpu") == pytest.approx(0.4722 / 1.1199 * math.log10(8), abs=0.005)

@@ -14,7 +14,7 @@ from harness.metrics import MetricResult, mean_with_ci
 from harness.results import read_run
 from harness.runner import run_paper
 from harness.seeds import across_seeds
-from papers import gpt2
+from repro.bases import decoder_bases
 from papers.instructgpt import (
     SCALES,
     SPLIT,
@@ -68,17 +68,17 @@ def test_sft_masks_the_prompt_out_of_the_loss():
 @pytest.mark.parametrize("scale", list(SCALES))
 def test_lengths_fit_the_base_models_positions(scale):
     s = SCALES[scale]
-    block = gpt2.SCALES[s.gpt2_scale].block_size  # the base's max_seq_len
+    sizes = decoder_bases(s.bases_scale)
+    block = sizes[s.policy].block_size  # the base's context
     assert s.prompt_tokens + s.max_new_tokens <= block
     assert s.prompt_tokens + s.response_tokens + 1 <= block or s.response_tokens + 1 < block
-    sizes = gpt2.SCALES[s.gpt2_scale].sizes
     if s.big_base is not None:  # I-C2 needs a larger base than the policy
         assert sizes[s.big_base].d_model * sizes[s.big_base].n_layer > sizes[s.policy].d_model * sizes[s.policy].n_layer
     assert s.beta in s.betas and max(s.betas) > s.beta and s.rank_k > 2
 
 
 def test_defaults_are_the_papers():
-    d = ScaleSettings(gpt2_scale="cpu", policy=0, big_base=None, prompt_tokens=8, response_tokens=8,
+    d = ScaleSettings(bases_scale="cpu", policy=0, big_base=None, prompt_tokens=8, response_tokens=8,
                       max_new_tokens=8, sft_steps=1)
     assert d.beta == 0.02 and d.ptx_coef == 27.8 and d.rm_lr == 9e-6 and d.rm_epochs == 1 and d.rm_batch == 64
     assert d.ppo_batch == 512 and d.ppo_minibatch == 64 and d.ppo_epochs == 1 and max(d.betas) == 2.0

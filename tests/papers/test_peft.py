@@ -342,11 +342,13 @@ def test_majority_and_fewshot_budget():
     assert peft.fewshot_prompt_length(wide, s) == 24
 
 
-def test_scales_keep_every_method_and_share_the_bases_with_bert_and_gpt2():
+def test_scales_keep_every_method_and_share_the_bases_with_bert_gpt2_and_t0():
     from papers import bert, gpt2, t0
+    from repro.bases import BASES
 
     for name, s in peft.SCALES.items():
         assert [r.name for r in s.recipes] == list(peft.METHODS), name
-        assert s.bert_scale in bert.SCALES and s.gpt2_scale in gpt2.SCALES and s.t0_scale in t0.SCALES
-        assert set(s.decoder_sizes) <= set(gpt2.SCALES[s.gpt2_scale].sizes)  # the same runs: one cache entry each
+        assert s.bert_scale in bert.SCALES and s.bases_scale in BASES and s.t0_scale in t0.SCALES
+        assert [z.label for z in s.decoder_sizes] == gpt2.sweep(s.bases_scale)  # GPT-2's sweep: one cache entry each
+        assert 0 <= s.main_index < len(s.decoder_sizes) or -len(s.decoder_sizes) <= s.main_index < 0
         assert all(not TASKS[t].similarity for t in (*s.sweep_tasks, *s.fewshot_tasks))
