@@ -612,8 +612,11 @@ def _corpus_rate(name: str, nll: float | Sequence[float], counts: float | Sequen
         rates = _ratio_of_sums(_resampled_sums(np.stack([x, c], axis=1), n_resamples, seed))
         with np.errstate(over="ignore"):
             lo, hi = _percentile_ci(transform(rates))
+        # each document's share of the rate (sum nll / sum count), scaled so their mean is the rate:
+        # two models scored on the same documents then compare paired, document by document, on the
+        # log scale, where the documents' common difficulty cancels (`papers.gpt2.log_of`)
         info.update({"ci_method": "percentile bootstrap over documents", "n_resamples": n_resamples,
-                     "seed": seed, "n_documents": len(x)})
+                     "seed": seed, "n_documents": len(x), "rate_items": (x * (len(x) / total)).tolist()})
     else:
         info["ci_method"] = "none (corpus totals only; pass per-document lists for a CI)"
     return MetricResult(name, value, int(total) if per_doc is False else len(x), lo, hi, info)

@@ -77,3 +77,30 @@ def test_the_sweep_delta_is_table3s_slope_over_our_decades():
     # Table 3: ln(29.41 / 18.34) nats over log10(1542 / 117) decades; the cpu bases span L2d64 -> L4d128,
     # 12 * 2 * 64^2 = 98,304 -> 12 * 4 * 128^2 = 786,432: log10(8) decades
     assert table3_delta("cpu") == pytest.approx(0.4722 / 1.1199 * math.log10(8), abs=0.005)
+
+
+def test_log_perplexities_compare_paired_over_documents():
+    """Two models scored on the same documents: the documents' shared difficulty cancels in the
+    paired difference, which an interval built from the two metrics' own intervals cannot do."""
+    import numpy as np
+
+    from harness.claims import greater
+    from harness.metrics import MetricResult, perplexity
+    from harness.seeds import across_seeds
+    from papers.gpt2 import log_of
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(50, 400, size=60)
+    difficulty = rng.uniform(2.0, 6.0, size=60)  # nats per token, per document: far wider than the effect
+    per_seed = {}
+    for name, shift in (("small", 0.05), ("large", 0.0)):
+        per_seed[name] = {s: log_of(perplexity(((difficulty + shift + rng.normal(0, 0.01, 60)) * tokens).tolist(),
+                                               tokens.tolist())) for s in (0, 1, 2)}
+    one = per_seed["small"][0]
+    assert np.mean(one.items) == pytest.approx(one.value)  # ln(perplexity) is the mean of its items
+    small, large = (across_seeds("log_perplexity", per_seed[k]) for k in ("small", "large"))
+    assert small.ci_high - small.ci_low > 0.2  # each model's own interval is wide (the documents differ)...
+    verdict = greater("small", "large", delta=0.01).evaluate({"small": small, "large": large})
+    assert verdict.status == "reproduced"  # ...but the paired difference of 0.05 nats is resolved
+    with pytest.raises(ValueError, match="perplexity"):
+        log_of(MetricResult("bits_per_byte", 1.0, 1, None, None, {}))
