@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -272,7 +273,34 @@ def _place_new(tmp: Path, target: Path) -> bool:
     return True
 
 
+def _nonfinite(data: Any, path: str = "") -> list[str]:
+    """Where `data` holds inf or nan, as JSON paths (`metrics.x.ci_high`)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{path} = {data}"]
+    if isinstance(data, Mapping):
+        return [p for k, v in data.items() for p in _nonfinite(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(data, (list, tuple)):
+        return [p for i, v in enumerate(data) for p in _nonfinite(v, f"{path}[{i}]")]
+    return []
+
+
+def json_configs(configs: Any) -> Any:
+    """Configs as a results file can hold them: an unset bound written inf in a config dataclass
+    (a base's `target_loss`) becomes the string "inf"; JSON has no inf. Metrics get no such pass:
+    a non-finite metric is a bug to find (`_encode` names it)."""
+    if isinstance(configs, float) and not math.isfinite(configs):
+        return str(configs)
+    if isinstance(configs, Mapping):
+        return {k: json_configs(v) for k, v in configs.items()}
+    if isinstance(configs, (list, tuple)):
+        return [json_configs(v) for v in configs]
+    return configs
+
+
 def _encode(data: Mapping[str, Any]) -> bytes:
+    bad = _nonfinite(data)
+    if bad:  # JSON has no inf or nan: name the values, so the code that made them can be found
+        raise ValueError(f"a results record must hold finite numbers; {len(bad)} are not: {'; '.join(bad[:5])}")
     return (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 

@@ -37,10 +37,11 @@ def run_paper(paper, scale: str, seeds: list[int] | None = None, root: str | Pat
     record = RunRecord.start(paper.name, scale, seeds, configs={})
     paper.figures_dir = Path(root) / "figures"
     measured = measure_seeds(paper, scale, seeds)
-    record.configs = measured.configs
-    from harness.results import configs_hash
+    from harness.results import configs_hash, json_configs
 
-    record.configs_hash = configs_hash(measured.configs)
+    record.configs = json_configs(measured.configs)
+
+    record.configs_hash = configs_hash(record.configs)
     record.metrics = {k: (v.to_dict() if hasattr(v, "to_dict") else (None if v is None else dict(v)))
                       for k, v in measured.metrics.items()}
     record.claims = check_claims(paper.claims(scale), measured.metrics)

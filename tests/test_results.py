@@ -131,3 +131,15 @@ def test_committed_results_files_match_the_schema(path):
     if path is None:
         pytest.skip("no results/{smoke,cpu,gpu}/*.json yet")
     R.validate_run(json.loads(path.read_text(encoding="utf-8")), source=str(path.relative_to(REPO)))
+
+
+def test_a_non_finite_number_is_named_and_nothing_is_written(tmp_path):
+    record = make_record(configs={"runs": [{"size": {"target_loss": float("inf")}}]})
+    with pytest.raises(ValueError, match=r"configs\.runs\[0\]\.size\.target_loss = inf"):
+        R.write_run(record, root=tmp_path)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_configs_keep_an_unset_bound_as_a_string():
+    configs = {"runs": [{"size": {"target_loss": float("inf"), "lr": 1e-3}}], "betas": (0.0, 2.0)}
+    assert R.json_configs(configs) == {"runs": [{"size": {"target_loss": "inf", "lr": 1e-3}}], "betas": [0.0, 2.0]}
