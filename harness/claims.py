@@ -143,7 +143,7 @@ class _Interval:
         """The same interval for the negated quantity (B - A instead of A - B)."""
         s = self.seeds
         if s is not None:
-            s = SeedInterval(-s.point, -s.hi, -s.lo, s.method, s.seeds, s.seed_sd, s.item_var, s.df)
+            s = SeedInterval(-s.point, -s.hi, -s.lo, s.method, s.seeds, s.seed_sd, s.item_var, s.df, s.item_df)
         return _Interval(-self.point, -self.hi, -self.lo, self.method, s)
 
     def as_dict(self) -> dict[str, Any]:

@@ -12,17 +12,22 @@ keeps each seed's value (and each seed's per-item values where the metric is a m
 
     d_s   = A_s - B_s                       per seed s, paired by seed where both arms share it
     SE^2  = var_s(d_s) / k  +  var_i(D_i) / n
-    CI    = mean_s(d_s) +- t(0.975, k - 1) * SE
+    CI    = mean_s(d_s) +- sqrt(t(0.975, k - 1)^2 var_s(d_s) / k  +  t(0.975, n - 1)^2 var_i(D_i) / n)
 
 where D_i is item i's difference averaged over seeds. The first term is the seed-to-seed spread
 (training noise measured on this test set); the second the test set's own sampling noise, which
 no number of seeds removes because every seed is scored on the same items. The two are the
 variance components of Bouthillier et al. 2021 ("Accounting for Variance in Machine Learning
 Benchmarks", MLSys), and adding them is conservative: the per-seed differences already carry the
-seed-by-item interaction once, the item term carries it again divided by k. With k seeds the
-t quantile on k - 1 degrees of freedom is what keeps three seeds honest: a percentile bootstrap
-over three seeds has ten distinct resamples and intervals far too narrow (the two-level bootstrap
-of Davison & Hinkley 1997, §3.8, needs tens of top-level units to be trusted).
+seed-by-item interaction once, the item term carries it again divided by k. The t quantile is
+what keeps three seeds honest: a percentile bootstrap over three seeds has ten distinct resamples
+and intervals far too narrow (the two-level bootstrap of Davison & Hinkley 1997, §3.8, needs tens
+of top-level units to be trusted). Each term is widened by the quantile of its own degrees of
+freedom, k - 1 for the seeds and n - 1 for the items: one t(k - 1) over both would stretch an
+item variance known from 150 documents by t(0.975, 1) = 12.7 at two seeds. Welch-Satterthwaite's
+pooled degrees of freedom (Satterthwaite 1946) are narrower still but under-cover at two or three
+seeds (88% in a simulation, `tests/test_seeds.py`), because a seed variance that comes out small
+by chance also buys large degrees of freedom; the per-term form covers >= 95% there.
 
 The same variance gives the power note of an undecided claim: the minimum effect detectable at
 80% power with the current seeds, and the number of seeds at which an effect of the claim's δ
@@ -115,30 +120,38 @@ class SeedInterval:
     seeds: int  # k: seeds the interval rests on (paired, or the smaller arm's)
     seed_sd: float | None  # sd of the per-seed differences (None with one seed)
     item_var: float  # the test-set term var_i(D_i) / n (0 when items are not known)
-    df: int
+    df: int  # k - 1, of the seed term
+    item_df: float = math.inf  # n - 1, of the item term (inf: from bootstrap CIs, taken as known)
 
     def as_dict(self) -> dict[str, Any]:
         return {"point": self.point, "ci_low": self.lo, "ci_high": self.hi, "method": self.method, "seeds": self.seeds,
                 "seed_sd": self.seed_sd, "item_var": self.item_var, "df": self.df}
 
 
+def _half_width(q: float, seed_term: float, seed_df: float, item_term: float, item_df: float) -> float:
+    """sqrt(t(q, seed_df)^2 seed_term + t(q, item_df)^2 item_term): each variance term (a squared
+    standard error) widened by the quantile of its own degrees of freedom (module docstring)."""
+    t_items = _z(q) if math.isinf(item_df) else _t(q, item_df)
+    return math.sqrt(_t(q, seed_df) ** 2 * seed_term + t_items**2 * item_term)
+
+
 def _t_interval(per_seed: np.ndarray, per_item: np.ndarray | None, method: str,
                 item_term: float | None = None) -> SeedInterval:
-    """mean(per_seed) +- t(0.975, k-1) sqrt(var(per_seed)/k + var(per_item)/n): per_seed holds each
+    """mean(per_seed) +- the per-term half-width of var(per_seed)/k and var(per_item)/n: per_seed holds each
     seed's value (or paired difference), per_item each item's value averaged over seeds; without
     per-item values, `item_term` (from the seeds' own CIs) stands for the second term."""
     k = len(per_seed)
-    item_var = 0.0
+    item_var, item_df = 0.0, math.inf
     if per_item is not None and len(per_item) > 1:
-        item_var = float(np.var(per_item, ddof=1) / len(per_item))
+        item_var, item_df = float(np.var(per_item, ddof=1) / len(per_item)), len(per_item) - 1
         method += f" + test-set variance over {len(per_item)} items"
     elif item_term is not None:
         item_var = item_term
         method += " + test-set variance from each seed's CI"
     sd = float(np.std(per_seed, ddof=1))
-    half = _t(1 - (1 - CONFIDENCE) / 2, k - 1) * math.sqrt(sd**2 / k + item_var)
+    half = _half_width(1 - (1 - CONFIDENCE) / 2, sd**2 / k, k - 1, item_var, item_df)
     point = float(np.mean(per_seed))
-    return SeedInterval(point, point - half, point + half, method, k, sd, item_var, k - 1)
+    return SeedInterval(point, point - half, point + half, method, k, sd, item_var, k - 1, item_df)
 
 
 def seed_interval(a: MetricResult, b: MetricResult) -> SeedInterval | None:
@@ -168,12 +181,13 @@ def seed_interval(a: MetricResult, b: MetricResult) -> SeedInterval | None:
         xa, xb = np.array(list(va.values())), np.array(list(vb.values()))
         k = min(len(xa), len(xb))
         seed_var = float(np.var(xa, ddof=1) / len(xa) + np.var(xb, ddof=1) / len(xb))
-        item_var = (float(np.var(per_item, ddof=1) / len(per_item)) if per_item is not None and len(per_item) > 1
-                    else item_term or 0.0)
-        half = _t(1 - (1 - CONFIDENCE) / 2, k - 1) * math.sqrt(seed_var + item_var)
+        itemised = per_item is not None and len(per_item) > 1
+        item_var = float(np.var(per_item, ddof=1) / len(per_item)) if itemised else item_term or 0.0
+        item_df = len(per_item) - 1 if itemised else math.inf
+        half = _half_width(1 - (1 - CONFIDENCE) / 2, seed_var, k - 1, item_var, item_df)
         point = float(xa.mean() - xb.mean())
         return SeedInterval(point, point - half, point + half, f"Welch t-interval over {len(xa)} and {len(xb)} "
-                            "unpaired seeds", k, math.sqrt(seed_var * k), item_var, k - 1)
+                            "unpaired seeds", k, math.sqrt(seed_var * k), item_var, k - 1, item_df)
     point = float(np.mean(list(va.values())) - np.mean(list(vb.values())))
     if per_item is not None and len(per_item) > 1:
         item_var = float(np.var(per_item, ddof=1) / len(per_item))
@@ -194,9 +208,10 @@ def power_note(iv: SeedInterval, delta: float | None) -> dict[str, Any]:
     if iv.seeds < 2 or iv.seed_sd is None:
         note["advice"] = "one training seed: run at least 3 seeds per arm to estimate the seed-to-seed spread"
         return note
-    def mde(k: int) -> float:
-        se = math.sqrt(iv.seed_sd**2 / k + iv.item_var)
-        return (_t(1 - (1 - CONFIDENCE) / 2, k - 1) + _t(POWER, k - 1)) * se
+    def mde(k: int) -> float:  # the interval's half-width plus the power term, each per variance term
+        seed_term = iv.seed_sd**2 / k
+        return (_half_width(1 - (1 - CONFIDENCE) / 2, seed_term, k - 1, iv.item_var, iv.item_df)
+                + _half_width(POWER, seed_term, k - 1, iv.item_var, iv.item_df))
     note["minimum_detectable_effect"] = mde(iv.seeds)
     if delta:
         if (_z(1 - (1 - CONFIDENCE) / 2) + _z(POWER)) * math.sqrt(iv.item_var) >= delta:

@@ -151,3 +151,25 @@ def test_equivalence_and_ratio_claims_also_need_two_seeds_and_metric_facts_survi
     merged = across_seeds("acc", {s: MetricResult("acc", 0.5 + s / 10, 4, 0.4, 0.9, {"reported_id": "t5_sst2", "x": s})
                                   for s in range(3)})
     assert merged.extra["reported_id"] == "t5_sst2" and "x" not in merged.extra  # shared facts kept, per-seed ones not
+
+
+def test_two_seeds_that_agree_leave_the_item_noise_its_own_degrees_of_freedom():
+    """Two seeds, near-identical training, 150 noisy items: the seed term is tiny, so the interval
+    is near the item term's +-1.96 SE, not t(0.975, 1) = 12.7 standard errors wide; and it still covers the
+    true effect ~95% of the time when the seeds do differ."""
+    rng = np.random.default_rng(3)
+    items = rng.normal(0, 1.0, 150)
+    noise = rng.normal(0, 0.2, 150)  # the two arms' item-level disagreement, the same under both seeds
+    a = seeded("a", {s: list(items + 0.3 + noise + 0.001 * s) for s in range(2)})
+    b = seeded("b", {s: list(items) for s in range(2)})
+    iv = seed_interval(a, b)
+    item_only = 1.96 * math.sqrt(iv.item_var)
+    assert (iv.hi - iv.lo) / 2 < 3 * item_only  # one t(0.975, 1) over both terms: ~6x
+    covered, trials = 0, 300
+    for _ in range(trials):
+        items = rng.normal(0, 0.5, 150)
+        per_a = {s: list(items + 0.2 + rng.normal(0, 0.1) + rng.normal(0, 0.2, 150)) for s in range(2)}
+        per_b = {s: list(items + rng.normal(0, 0.1) + rng.normal(0, 0.2, 150)) for s in range(2)}
+        iv = seed_interval(seeded("a", per_a), seeded("b", per_b))
+        covered += iv.lo <= 0.2 <= iv.hi
+    assert covered / trials >= 0.92
