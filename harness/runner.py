@@ -58,3 +58,24 @@ def run_paper(paper, scale: str, seeds: list[int] | None = None, root: str | Pat
         for claim in record.claims:
             print(f"  {claim['id']:<8} {claim['status']:<15} {claim.get('explanation', '')}")
     return path
+
+
+def recheck_paper(paper, scale: str, root: str | Path = "results") -> tuple[Path, dict[str, tuple[str, str]]]:
+    """Decide every claim of a recorded run again, from its stored metrics, under today's claim
+    rules (`harness.claims`, `harness.seeds`): nothing is trained or scored. The measurements,
+    configs and provenance stay as they were; the file says when and at which commit the verdicts
+    were recomputed, and the previous file goes to history. Returns the path and, per claim,
+    (verdict before, verdict now)."""
+    from harness.metrics import MetricResult
+    from harness.results import git_info, read_run, run_path, utc_now
+
+    path = run_path(root, scale, paper.name)
+    if not path.exists():
+        raise FileNotFoundError(f"no results file {path}: run `repro run {paper.name} --scale {scale}` first")
+    record = read_run(path)
+    metrics = {k: None if v is None else MetricResult.from_dict(v) for k, v in record.metrics.items()}
+    before = {c["id"]: c["status"] for c in record.claims}
+    record.claims = check_claims(paper.claims(scale), metrics)
+    record.extra = {**(record.extra or {}), "verdicts_rechecked": {"at": utc_now(), "git": git_info()}}
+    path = write_run(record, root)
+    return path, {c["id"]: (before.get(c["id"], "-"), c["status"]) for c in record.claims}

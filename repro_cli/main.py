@@ -13,6 +13,7 @@
     repro run PAPER|all      run reproductions (filled in by the paper modules)
     repro report             render results/REPORT.md
     repro stability PAPER --scale cpu                re-run on disjoint seeds; do the verdicts hold?
+    repro recheck PAPER --scale cpu                  decide the claims again from stored metrics (no training)
     repro regress --baseline results/smoke           regression check against committed results
     repro regress --baseline results/smoke --update  re-run from an empty cache and make that the baseline
     repro regress --baseline results/smoke --update --papers gpt2 flan   ...only these papers' files
@@ -310,6 +311,20 @@ def cmd_stability(args: argparse.Namespace) -> None:
           f"{'met' if report['goal']['met'] else 'not met'} -> {stability_path(args.root, paper.name)}")
 
 
+def cmd_recheck(args: argparse.Namespace) -> None:
+    import papers
+    from harness.runner import recheck_paper
+
+    try:
+        paper = papers.get_paper(args.paper)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+    path, verdicts = recheck_paper(paper, _resolve_scale(args.scale), args.root)
+    for claim_id, (before, now) in verdicts.items():
+        print(f"  {claim_id:<8} {before:<15} -> {now:<15}{'' if before == now else '  changed'}")
+    print(f"verdicts recomputed from the stored metrics -> {path}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from harness.report import render
 
@@ -511,6 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                                   "after the committed run's)")
     stability.add_argument("--root", default="results")
     stability.set_defaults(func=cmd_stability)
+    recheck = sub.add_parser("recheck", help="decide a recorded run's claims again from its stored metrics, under "
+                                             "today's claim rules (nothing is trained)")
+    recheck.add_argument("paper")
+    recheck.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
+    recheck.add_argument("--root", default="results")
+    recheck.set_defaults(func=cmd_recheck)
     report = sub.add_parser("report", help="render results/REPORT.md and figures from the results files")
     report.add_argument("--root", default="results")
     report.set_defaults(func=cmd_report)

@@ -205,3 +205,22 @@ def test_regress_can_be_limited_to_named_papers(tmp_path, toy, capsys):
     assert main(["regress", "--baseline", str(baseline / "smoke"), "--papers", "nope"]) == 2
     err = capsys.readouterr().err
     assert "no baseline for nope" in err and "toy" in err
+
+
+def test_recheck_decides_again_from_stored_metrics_without_measuring(tmp_path, toy, capsys):
+    path = run_paper(toy, "smoke", SEEDS, root=tmp_path, quiet=True)
+    calls = len(toy.calls)
+    data = json.loads(path.read_text())
+    for claim in data["claims"]:
+        claim["status"] = "inconclusive"  # as if decided under older rules
+    path.write_text(json.dumps(data))
+    assert main(["recheck", "toy", "--scale", "smoke", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "TOY-C1   inconclusive    -> reproduced" in out and "changed" in out
+    record = read_run(path)
+    assert len(toy.calls) == calls  # nothing was measured again
+    assert {c["id"]: c["status"] for c in record.claims}["TOY-C1"] == "reproduced"
+    assert record.metrics == data["metrics"] and record.extra["verdicts_rechecked"]["git"]
+    assert len(list((tmp_path / "history").rglob("*.json"))) == 1  # the older verdicts are kept
+    assert main(["recheck", "toy", "--scale", "smoke", "--root", str(tmp_path / "none")]) == 2
+    assert "repro run toy --scale smoke" in capsys.readouterr().err
