@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.claims import check_claims, load_reported
+from harness.claims import UnknownMetricError, check_claims, load_reported
 from harness.results import RunRecord, write_run
 
 
@@ -75,7 +75,11 @@ def recheck_paper(paper, scale: str, root: str | Path = "results") -> tuple[Path
     record = read_run(path)
     metrics = {k: None if v is None else MetricResult.from_dict(v) for k, v in record.metrics.items()}
     before = {c["id"]: c["status"] for c in record.claims}
-    record.claims = check_claims(paper.claims(scale), metrics)
+    try:
+        record.claims = check_claims(paper.claims(scale), metrics)
+    except UnknownMetricError as e:  # today's claims read a metric the recorded run never measured
+        raise UnknownMetricError(f"{path} was measured by older code than today's claims: {e}; run it again "
+                                 f"(`repro run {paper.name} --scale {scale}`) instead of rechecking") from None
     record.extra = {**(record.extra or {}), "verdicts_rechecked": {"at": utc_now(), "git": git_info()}}
     path = write_run(record, root)
     return path, {c["id"]: (before.get(c["id"], "-"), c["status"]) for c in record.claims}

@@ -224,3 +224,13 @@ def test_recheck_decides_again_from_stored_metrics_without_measuring(tmp_path, t
     assert len(list((tmp_path / "history").rglob("*.json"))) == 1  # the older verdicts are kept
     assert main(["recheck", "toy", "--scale", "smoke", "--root", str(tmp_path / "none")]) == 2
     assert "repro run toy --scale smoke" in capsys.readouterr().err
+
+
+def test_recheck_refuses_a_run_older_than_the_claims(tmp_path, toy, capsys):
+    path = run_paper(toy, "smoke", [0], root=tmp_path, quiet=True)
+    data = json.loads(path.read_text())
+    del data["metrics"]["strong/toy/acc"]  # measured before a claim began to read it
+    path.write_text(json.dumps(data))
+    assert main(["recheck", "toy", "--scale", "smoke", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "strong/toy/acc" in err and "repro run toy --scale smoke" in err
