@@ -52,6 +52,7 @@ __all__ = [
     "f1",
     "f1_binary",
     "length_normalised_accuracy",
+    "log_of",
     "matthews_corrcoef",
     "mean_with_ci",
     "normalize_answer",
@@ -614,7 +615,7 @@ def _corpus_rate(name: str, nll: float | Sequence[float], counts: float | Sequen
             lo, hi = _percentile_ci(transform(rates))
         # each document's share of the rate (sum nll / sum count), scaled so their mean is the rate:
         # two models scored on the same documents then compare paired, document by document, on the
-        # log scale, where the documents' common difficulty cancels (`papers.gpt2.log_of`)
+        # log scale, where the documents' common difficulty cancels (`log_of`)
         info.update({"ci_method": "percentile bootstrap over documents", "n_resamples": n_resamples,
                      "seed": seed, "n_documents": len(x), "rate_items": (x * (len(x) / total)).tolist()})
     else:
@@ -630,6 +631,20 @@ def perplexity(total_nll_nats: float | Sequence[float], n_tokens: float | Sequen
     resamples documents. ``n`` is the number of documents (or of tokens, for totals)."""
     return _corpus_rate("perplexity", total_nll_nats, n_tokens, np.exp, "tokens",
                         n_resamples=n_resamples, seed=seed)
+
+
+def log_of(metric: MetricResult) -> MetricResult:
+    """ln of a perplexity (nats per token or word), its interval carried through (ln is monotone).
+    ln(perplexity) is the mean of the per-document terms `rate_items`, which become its items: the
+    claims then compare two models paired over the same documents instead of adding two intervals."""
+    if metric.name not in ("perplexity", "word_perplexity"):
+        raise ValueError(f"log_of takes a perplexity (exp of nats per unit), not {metric.name!r}")
+    ln = lambda x: None if x is None else math.log(x)  # noqa: E731
+    extra = {k: v for k, v in metric.extra.items() if k not in ("items", "reported_id", "rate_items")}
+    if "rate_items" in metric.extra:
+        extra["items"] = metric.extra["rate_items"]
+    return MetricResult(f"log_{metric.name}", ln(metric.value), metric.n, ln(metric.ci_low), ln(metric.ci_high),
+                        {**extra, "transform": f"ln({metric.name})"})
 
 
 def word_perplexity(total_nll_nats: float | Sequence[float], n_words: float | Sequence[float], *,

@@ -298,10 +298,14 @@ def json_configs(configs: Any) -> Any:
 
 
 def _encode(data: Mapping[str, Any]) -> bytes:
-    bad = _nonfinite(data)
-    if bad:  # JSON has no inf or nan: name the values, so the code that made them can be found
-        raise ValueError(f"a results record must hold finite numbers; {len(bad)} are not: {'; '.join(bad[:5])}")
-    return (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    try:
+        return (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    except ValueError:
+        bad = _nonfinite(data)
+        if not bad:
+            raise
+    # JSON has no inf or nan: name the values, so the code that made them can be found
+    raise ValueError(f"a results record must hold finite numbers; {len(bad)} are not: {'; '.join(bad[:5])}")
 
 
 def _history_name(previous: Mapping[str, Any] | None) -> str:

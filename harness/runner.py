@@ -40,7 +40,6 @@ def run_paper(paper, scale: str, seeds: list[int] | None = None, root: str | Pat
     from harness.results import configs_hash, json_configs
 
     record.configs = json_configs(measured.configs)
-
     record.configs_hash = configs_hash(record.configs)
     record.metrics = {k: (v.to_dict() if hasattr(v, "to_dict") else (None if v is None else dict(v)))
                       for k, v in measured.metrics.items()}

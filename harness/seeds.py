@@ -135,6 +135,13 @@ def _half_width(q: float, seed_term: float, seed_df: float, item_term: float, it
     return math.sqrt(_t(q, seed_df) ** 2 * seed_term + t_items**2 * item_term)
 
 
+def _item_term(per_item: np.ndarray | None) -> tuple[float, float] | None:
+    """The test-set term var_i(D_i) / n and its degrees of freedom n - 1, or None without items."""
+    if per_item is None or len(per_item) < 2:
+        return None
+    return float(np.var(per_item, ddof=1) / len(per_item)), len(per_item) - 1
+
+
 def _t_interval(per_seed: np.ndarray, per_item: np.ndarray | None, method: str,
                 item_term: float | None = None) -> SeedInterval:
     """mean(per_seed) +- the per-term half-width of var(per_seed)/k and var(per_item)/n: per_seed holds each
@@ -142,8 +149,8 @@ def _t_interval(per_seed: np.ndarray, per_item: np.ndarray | None, method: str,
     per-item values, `item_term` (from the seeds' own CIs) stands for the second term."""
     k = len(per_seed)
     item_var, item_df = 0.0, math.inf
-    if per_item is not None and len(per_item) > 1:
-        item_var, item_df = float(np.var(per_item, ddof=1) / len(per_item)), len(per_item) - 1
+    if (items := _item_term(per_item)) is not None:
+        item_var, item_df = items
         method += f" + test-set variance over {len(per_item)} items"
     elif item_term is not None:
         item_var = item_term
@@ -181,16 +188,14 @@ def seed_interval(a: MetricResult, b: MetricResult) -> SeedInterval | None:
         xa, xb = np.array(list(va.values())), np.array(list(vb.values()))
         k = min(len(xa), len(xb))
         seed_var = float(np.var(xa, ddof=1) / len(xa) + np.var(xb, ddof=1) / len(xb))
-        itemised = per_item is not None and len(per_item) > 1
-        item_var = float(np.var(per_item, ddof=1) / len(per_item)) if itemised else item_term or 0.0
-        item_df = len(per_item) - 1 if itemised else math.inf
+        item_var, item_df = _item_term(per_item) or (item_term or 0.0, math.inf)
         half = _half_width(1 - (1 - CONFIDENCE) / 2, seed_var, k - 1, item_var, item_df)
         point = float(xa.mean() - xb.mean())
         return SeedInterval(point, point - half, point + half, f"Welch t-interval over {len(xa)} and {len(xb)} "
                             "unpaired seeds", k, math.sqrt(seed_var * k), item_var, k - 1, item_df)
     point = float(np.mean(list(va.values())) - np.mean(list(vb.values())))
-    if per_item is not None and len(per_item) > 1:
-        item_var = float(np.var(per_item, ddof=1) / len(per_item))
+    if (items := _item_term(per_item)) is not None:
+        item_var, _ = items
         half = _z(1 - (1 - CONFIDENCE) / 2) * math.sqrt(item_var)
         return SeedInterval(point, point - half, point + half, "one training seed: test-set interval only",
                             1, None, item_var, 0)

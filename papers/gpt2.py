@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness.claims import Claim, all_of, greater, monotone
 from harness.lm import ReproLM
-from harness.metrics import MetricResult, perplexity, power_law_fit
+from harness.metrics import MetricResult, log_of, perplexity, power_law_fit
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
 from repro.bases import decoder_bases, pretrain_bases
@@ -144,20 +144,6 @@ def table3_delta(scale: str) -> float:
     specs = decoder_bases(scale)
     decades = math.log10(kaplan_n(specs[-1]) / kaplan_n(specs[0]))
     return float(f"{TABLE3_NATS_PER_DECADE * decades:.2g}")
-
-
-def log_of(metric: MetricResult) -> MetricResult:
-    """ln of a perplexity (nats per token or word), its interval carried through (ln is monotone).
-    ln(perplexity) is the mean of the per-document terms `rate_items`, which become its items: the
-    claims then compare two models paired over the same documents instead of adding two intervals."""
-    if metric.name not in ("perplexity", "word_perplexity"):
-        raise ValueError(f"log_of takes a perplexity (exp of nats per unit), not {metric.name!r}")
-    ln = lambda x: None if x is None else math.log(x)  # noqa: E731
-    extra = {k: v for k, v in metric.extra.items() if k not in ("items", "reported_id", "rate_items")}
-    if "rate_items" in metric.extra:
-        extra["items"] = metric.extra["rate_items"]
-    return MetricResult(f"log_{metric.name}", ln(metric.value), metric.n, ln(metric.ci_low), ln(metric.ci_high),
-                        {**extra, "transform": f"ln({metric.name})"})
 
 
 @register
