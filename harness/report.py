@@ -8,7 +8,6 @@ rate) and an AGIEval-style per-exam table for every metric keyed `<model>/<scena
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 from harness.results import latest_runs
@@ -194,43 +193,14 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
     return lines + [""]
 
 
-def helm_summary(records) -> list[str]:
-    """Models x scenarios on each scenario's first metric, with HELM's mean win rate."""
-    table: dict[str, dict[str, float]] = defaultdict(dict)
-    for record in records:
-        for key, m in record.metrics.items():
-            parts = key.split("/")
-            if len(parts) >= 3 and m is not None and isinstance(m.get("value"), (int, float)):
-                model, scenario = parts[0], "/".join(parts[1:-1])
-                table[model].setdefault(f"{scenario} {parts[-1]}", m["value"])
-    if len(table) < 2:
+def helm_section(root: Path, scale: str) -> list[str]:
+    """The HELM-style core of `scale` (results/helm/SCALE.json, written by `repro helm`)."""
+    from harness.helm import read_helm, summary_lines
+
+    record = read_helm(root, scale)
+    if not record or not record.get("models"):
         return []
-    columns = sorted({c for row in table.values() for c in row})
-    lower_better = ("ppl", "perplexity", "bpb", "bits_per_byte", "ece", "loss")
-
-    def wins(model: str) -> float:
-        rates = []
-        for col in columns:
-            if col not in table[model]:
-                continue
-            others = [m for m in table if m != model and col in table[m]]
-            if not others:
-                continue
-            sign = -1 if any(t in col for t in lower_better) else 1
-            rates.append(sum(sign * (table[model][col] - table[o][col]) > 0 for o in others) / len(others))
-        return sum(rates) / len(rates) if rates else float("nan")
-
-    lines = ["## HELM-style summary", "", "| model | mean win rate | " + " | ".join(columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
-    for model in sorted(table, key=wins, reverse=True):
-        cells = " | ".join(_fmt(table[model].get(c)) for c in columns)
-        lines.append(f"| {model} | {wins(model):.2f} | {cells} |")
-    agieval = [c for c in columns if c.startswith("agieval/")]
-    if agieval:
-        lines += ["", "### AGIEval per exam", "", "| model | " + " | ".join(agieval) + " |", "|---|" + "---|" * len(agieval)]
-        for model in sorted(table):
-            lines.append(f"| {model} | " + " | ".join(_fmt(table[model].get(c)) for c in agieval) + " |")
-    return lines + [""]
+    return [f"## HELM-style core — {scale} scale", ""] + summary_lines(record) + [""]
 
 
 def bases_figure(record: dict, out: Path) -> Path:
@@ -303,14 +273,17 @@ def render(root: str | Path = "results") -> Path:
     if any_records:
         lines += ["## Verdicts", ""] + verdict_summary(runs_by_scale, root)
     lines += bases_section(root, figures_dir)
-    for scale, runs in runs_by_scale.items():
+    from harness.helm import helm_path
+
+    scales = [sc for sc in order if sc in runs_by_scale or helm_path(root, sc).is_file()]
+    for scale in scales:
+        runs = runs_by_scale.get(scale, {})
         title = "## Appendix: smoke scale (pipeline checks; the numbers mean nothing)" if scale == "smoke" else f"## Scale: {scale}"
         lines += [title, ""]
         for record in runs.values():
             lines += paper_section(record, figures_dir, root)
-        # models of different scales share labels and never compete: one summary per scale
-        lines += [line.replace("## HELM-style summary", f"## HELM-style summary — {scale} scale")
-                  for line in helm_summary(list(runs.values()))]
+        # models of different scales share labels and never compete: one core table per scale
+        lines += helm_section(root, scale)
     if not any_records:
         lines.append("No results recorded yet: run `repro run all` (or `tox -e reproduce-all`).")
     out = root / "REPORT.md"

@@ -197,6 +197,51 @@ def decoder_scaling(rows: list[dict]) -> dict | None:
             "val_loss": losses}
 
 
+def cmd_helm(args: argparse.Namespace) -> None:
+    """The HELM-style core (harness/helm.py) on the scale's shared bases and any --model DIR."""
+    from datasets.utils.logging import disable_progress_bar
+    from tqdm.auto import tqdm
+
+    from harness.helm import CORE, helm_record, score_model, write_helm
+    from harness.lm import ReproLM, load_lm
+    from repro.bases import pretrain_bases, scale_bases
+
+    disable_progress_bar()
+    scale = _resolve_scale(args.scale)
+    limit = args.limit or {"smoke": 16, "cpu": 300, "gpu": 1000}[scale]
+    exam_limit = args.exam_limit or {"smoke": 8, "cpu": 100, "gpu": 300}[scale]
+    models: list[tuple[str, object]] = []
+    if not args.no_bases:
+        # an MLM encoder has no left-to-right likelihood to score choices or text with: not in the core
+        names = [n for n, spec in scale_bases(scale).items() if spec.family != "encoder"]
+        for base in pretrain_bases(scale, names, tuple(args.seeds), check=False):
+            model, tokenizer = base.load()
+            label = f"base/{base.spec.name}" + (f"/s{base.seed}" if base.seed else "")
+            models.append((label, ReproLM(model, tokenizer, batch_size=args.batch_size)))
+    for spec in args.model or []:
+        label, _, path = spec.rpartition("=")
+        try:
+            lm = load_lm(path, batch_size=args.batch_size)
+        except FileNotFoundError as e:
+            raise UserError(f"--model {spec}: {e}") from None
+        models.append((label or Path(path).name, lm))
+    if not models:
+        raise UserError("nothing to score: drop --no-bases or name models with --model [LABEL=]DIR")
+    scores = {}
+    bar = tqdm(total=len(models) * len(CORE), desc=f"HELM core ({scale})", unit="scenario")
+    for label, lm in models:
+        bar.set_postfix_str(label)
+        scores[label] = score_model(lm, limit, exam_limit, progress=lambda _name: bar.update())
+        scores[label]["params"] = getattr(lm, "num_parameters", None)
+    bar.close()
+    record = helm_record(scale, scores, limit, exam_limit)
+    out = write_helm(record, args.root)
+    for label in sorted(scores, key=lambda m: -(record["mean_win_rate"][m]["accuracy"] or 0)):
+        rates = record["mean_win_rate"][label]
+        print(f"  {label:<36} " + "  ".join(f"{g} {'–' if rates[g] is None else f'{rates[g]:.2f}'}" for g in rates))
+    print(f"{len(scores)} models x {len(CORE)} core scenarios -> {out} (repro report renders it)")
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     import datetime
     import fnmatch
@@ -485,6 +530,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "(the report draws their learning curves)")
     bases.add_argument("--root", default="results")
     bases.set_defaults(func=cmd_bases)
+    helm = sub.add_parser("helm", help="score the scale's shared bases (and --model DIRs) on the HELM-style "
+                                         "core: accuracy, calibration, robustness, efficiency, mean win rate")
+    helm.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
+    helm.add_argument("--model", action="append", metavar="[LABEL=]DIR",
+                      help="also score this run or transformers directory (repeatable; see repro models)")
+    helm.add_argument("--no-bases", action="store_true", help="score only the --model directories")
+    helm.add_argument("--seeds", type=int, nargs="+", default=[0], help="the bases' pre-training seeds to score "
+                                                                          "(so `repro run all --seeds ...` options also fit)")
+    helm.add_argument("--limit", type=int, help="items per scenario (default smoke 16, cpu 300, gpu 1000)")
+    helm.add_argument("--exam-limit", type=int, help="items per AGIEval exam (default smoke 8, cpu 100, gpu 300)")
+    helm.add_argument("--batch-size", type=int, default=16)
+    helm.add_argument("--root", default="results")
+    helm.set_defaults(func=cmd_helm)
     models = sub.add_parser("models", help="list the trained models in the artifact cache")
     models.add_argument("pattern", nargs="?", default="*", help="a substring or glob of the name (e.g. 'base-')")
     models.set_defaults(func=cmd_models)

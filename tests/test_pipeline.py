@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.report import render
+
 from repro_cli.main import main
 from repro.config import ConfigError
 from repro.pipeline import default_workers, load_run_config, run_key, run_parallel, train_once, train_run, train_runs
@@ -90,6 +92,16 @@ def test_cli_train_then_generate(isolated, capsys):
     assert json.loads(report.read_text())["metrics"]["perplexity"]["value"] > 1
     assert main(["eval", str(out), "--scenario", "sst3"]) == 2  # unknown scenario: one clear line
     assert "sst2" in capsys.readouterr().err
+    # the HELM-style core on this run alone: every core scenario scored, written, rendered
+    results = isolated / "results"
+    assert main(["helm", "--scale", "smoke", "--no-bases", "--model", f"tiny={out}", "--limit", "4",
+                 "--exam-limit", "2", "--root", str(results)]) == 0
+    record = json.loads((results / "helm" / "smoke.json").read_text())
+    assert set(record["models"]["tiny"]["scenarios"]) == {c["name"] for c in record["core"]}
+    assert record["models"]["tiny"]["scenarios"]["sst2"]["n"] == 4
+    assert "HELM-style core — smoke scale" in render(results).read_text()
+    assert main(["helm", "--scale", "smoke", "--no-bases"]) == 2  # nothing to score: one clear line
+    assert "--model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
