@@ -266,8 +266,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     from repro.model.export import export_hf
 
     out = export_hf(args.run_dir, args.out)
-    print(f"wrote {out} (transformers GPT2LMHeadModel + tokenizer); load it with "
-          f"AutoModelForCausalLM.from_pretrained('{out}') or lm_eval --model hf --model_args pretrained={out}")
+    arch = json.loads((out / "config.json").read_text())["architectures"][0]
+    auto = {"T5ForConditionalGeneration": "AutoModelForSeq2SeqLM", "BertForMaskedLM": "AutoModelForMaskedLM",
+            "BertForPreTraining": "AutoModelForPreTraining"}.get(arch, "AutoModelForCausalLM")
+    lm_eval = "" if "Bert" in arch else f" or lm_eval --model hf --model_args pretrained={out}"
+    print(f"wrote {out} (transformers {arch} + tokenizer); load it with {auto}.from_pretrained('{out}'){lm_eval}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -546,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the trained models in the artifact cache")
     models.add_argument("pattern", nargs="?", default="*", help="a substring or glob of the name (e.g. 'base-')")
     models.set_defaults(func=cmd_models)
-    export = sub.add_parser("export", help="write a trained GPT-2-shaped run as a transformers model directory")
+    export = sub.add_parser("export", help="write a trained run as a transformers model directory (GPT-2, Llama, BERT or T5 shaped)")
     export.add_argument("run_dir", type=Path, help="a run directory (checkpoint.pt + tokenizer/), e.g. a shared base")
     export.add_argument("out", type=Path, help="the transformers directory to write")
     export.add_argument("--format", choices=["hf"], default="hf", help="hf: transformers save_pretrained layout")

@@ -186,3 +186,39 @@ def test_every_scale_has_a_decoder_sweep_smallest_first():
         sizes = decoder_bases(scale)
         assert len(sizes) >= 2 and all(s.family == "decoder" for s in sizes)
         assert [12 * s.n_layer * s.d_model**2 for s in sizes] == sorted({12 * s.n_layer * s.d_model**2 for s in sizes})
+
+
+def test_the_encoder_base_exports_as_bert_with_equal_logits(smoke_bases, tmp_path):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from repro_cli.main import main
+
+    base, out = smoke_bases["encoder"], tmp_path / "bert"
+    assert main(["export", str(base.dir), str(out)]) == 0
+    theirs, tokenizer = AutoModelForMaskedLM.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    ours, ours_tok = base.load()
+    enc = tokenizer("The cat sat on the mat.", return_tensors="pt")
+    assert enc["input_ids"][0].tolist() == ours_tok("The cat sat on the mat.")["input_ids"]
+    with torch.no_grad():
+        mine = ours(enc["input_ids"], enc["attention_mask"], return_logits=True).logits
+        torch.testing.assert_close(theirs(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits,
+                                   mine, atol=1e-4, rtol=1e-4)
+
+
+def test_the_encoder_decoder_base_exports_as_t5_that_lm_eval_scores_as_we_do(smoke_bases, tmp_path):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM as LmEvalHF
+    from transformers import AutoModelForSeq2SeqLM
+
+    from harness.lm import ReproLM
+    from repro_cli.main import main
+
+    base, out = smoke_bases["encoder-decoder-L1d48"], tmp_path / "t5"
+    assert main(["export", str(base.dir), str(out)]) == 0
+    assert type(AutoModelForSeq2SeqLM.from_pretrained(out)).__name__ == "T5ForConditionalGeneration"
+    requests = [("Once upon a time", " there was a cat"), ("The dog", " ran home.")]
+    theirs = LmEvalHF(pretrained=str(out), backend="seq2seq", device="cpu", batch_size=1, dtype="float32")
+    lm_eval = theirs.loglikelihood([Instance("loglikelihood", {}, r, i) for i, r in enumerate(requests)])
+    ours = ReproLM(base.dir, batch_size=2, precision="fp32").loglikelihood(requests)
+    for (a, greedy_a), (b, greedy_b) in zip(ours, lm_eval):
+        assert math.isclose(a, b, abs_tol=1e-3) and greedy_a == greedy_b

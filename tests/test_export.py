@@ -1,5 +1,6 @@
-"""repro export: a trained GPT-2-shaped run becomes a `transformers` model with the same logits,
-loadable by AutoModelForCausalLM and by lm-eval's own `hf` model, which scores it as ours does."""
+"""repro export: a trained run becomes its `transformers` twin (GPT-2, Llama, BERT or T5) with the
+same logits, loadable by the Auto classes and by lm-eval's own `hf` model, which scores it as ours
+does. The shared bases' exports are checked in test_bases.py."""
 
 import math
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from repro.model import LanguageModel, scaled
+from repro.model.heads import MaskedLanguageModel
 from repro.model.export import ExportError, to_hf
 from repro_cli.main import main
 from tests.conftest import use_scratch_cache
@@ -49,9 +51,59 @@ def test_the_hf_twin_has_our_logits():
         torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=1e-5, rtol=1e-4)
 
 
+def test_the_llama_twin_has_our_logits_with_grouped_query_attention():
+    ours = _noisy(LanguageModel(scaled("llama_7b", n_layer=2, d_model=48, n_head=6, n_kv_head=2, d_ff=80,
+                                       vocab_size=101, max_seq_len=40, dropout=0.0, tie_embeddings=False)))
+    theirs = to_hf(ours)
+    assert type(theirs).__name__ == "LlamaForCausalLM"
+    ids = torch.randint(0, 101, (2, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("nsp", [True, False])
+def test_the_bert_twin_has_our_mlm_and_nsp_logits(nsp):
+    ours = _noisy(MaskedLanguageModel(scaled("bert_base", n_layer=2, d_model=48, n_head=4, vocab_size=101,
+                                             max_seq_len=40, dropout=0.0), nsp=nsp), std=0.05)
+    theirs = to_hf(ours)
+    assert type(theirs).__name__ == ("BertForPreTraining" if nsp else "BertForMaskedLM")
+    g = torch.Generator().manual_seed(2)
+    ids, segments = torch.randint(0, 101, (2, 40), generator=g), torch.zeros(2, 40, dtype=torch.long)
+    segments[:, 20:] = 1
+    mask = torch.ones_like(ids)
+    mask[1, 30:] = 0
+    with torch.no_grad():
+        out, mine = theirs(input_ids=ids, attention_mask=mask, token_type_ids=segments), ours(ids, mask, token_type_ids=segments)
+    logits = out.prediction_logits if nsp else out.logits
+    torch.testing.assert_close(logits[mask.bool()], mine.logits[mask.bool()], atol=1e-5, rtol=1e-4)
+    if nsp:
+        torch.testing.assert_close(out.seq_relationship_logits, mine.seq_logits, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("activation, scaled_output", [("relu", True), ("geglu_tanh", False)])
+def test_the_t5_twin_has_our_logits(activation, scaled_output):
+    ours = _noisy(LanguageModel(scaled("t5_small", n_layer=2, n_decoder_layer=2, d_model=48, n_head=4, d_ff=96,
+                                       vocab_size=101, dropout=0.0, activation=activation,
+                                       tied_output_scale=scaled_output)), std=0.05)
+    theirs = to_hf(ours)
+    assert type(theirs).__name__ == "T5ForConditionalGeneration"
+    g = torch.Generator().manual_seed(3)
+    src, tgt = torch.randint(1, 101, (2, 24), generator=g), torch.randint(1, 101, (2, 9), generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(input_ids=src, decoder_input_ids=tgt).logits,
+                                   ours(src, decoder_input_ids=tgt).logits, atol=1e-5, rtol=1e-4)
+
+
+def test_an_untied_t5_is_refused_since_transformers_ties_its_head():
+    model = LanguageModel(scaled("t5_small", n_layer=1, d_model=32, n_head=2, d_ff=64, vocab_size=50,
+                                 dropout=0.0, tie_embeddings=False, tied_output_scale=False))
+    with pytest.raises(ExportError, match="tie_embeddings=False"):
+        to_hf(model)
+
+
 @pytest.mark.parametrize("change, field", [(dict(positions="rope"), "positions"), (dict(norm="rmsnorm"), "norm"),
                                            (dict(activation="swiglu"), "activation")])
-def test_an_architecture_without_a_gpt2_twin_is_refused_by_name(change, field):
+def test_an_architecture_without_a_twin_is_refused_by_name(change, field):
     model = LanguageModel(scaled("gpt2_small", n_layer=1, d_model=32, n_head=2, vocab_size=50, max_seq_len=16,
                                  dropout=0.0, **change))
     with pytest.raises(ExportError, match=f"{field}="):
