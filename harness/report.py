@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.results import latest_runs
+from harness.results import SCALES, latest_runs
 from harness.stability import read_stability
-from papers import SCALES
 
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "➖ inconclusive"}
 
@@ -126,7 +125,7 @@ def claim_card(c: dict, seeds: list, stability: dict | None) -> list[str]:
         power = iv.get("power") or {}
         if power.get("minimum_detectable_effect") is not None or power.get("advice"):
             mde = power.get("minimum_detectable_effect")
-            lines.append(f"  - power: " + (f"minimum detectable effect {_fmt(mde)} at 80% power; " if mde is not None else "")
+            lines.append("  - power: " + (f"minimum detectable effect {_fmt(mde)} at 80% power; " if mde is not None else "")
                          + power.get("advice", ""))
     lines.append(f"- seeds: {', '.join(map(str, seeds))}")
     lines.append(f"- verdict: {c.get('explanation', '')}")
@@ -147,13 +146,20 @@ def verdict_summary(runs_by_scale: dict, root: Path) -> list[str]:
     lines = ["| paper | scale | reproduced | not reproduced | inconclusive | held across seed sets |",
              "|---|---|---|---|---|---|"]
     for scale, runs in runs_by_scale.items():
+        totals, held_total, checked = [0, 0, 0], 0, 0
         for record in runs.values():
             counts = [sum(c["status"] == s for c in record.claims)
                       for s in ("reproduced", "not reproduced", "inconclusive")]
+            totals = [a + b for a, b in zip(totals, counts)]
             stability = read_stability(root, record.paper) if scale != "smoke" else None
-            held = (f"{stability['agreeing']} of {stability['total']}" if stability and stability["scale"] == scale
-                    else "not run")
+            held = "not run"
+            if stability and stability["scale"] == scale:
+                held = f"{stability['agreeing']} of {stability['total']}"
+                held_total, checked = held_total + stability["agreeing"], checked + stability["total"]
             lines.append(f"| {record.paper} | {scale} | {counts[0]} | {counts[1]} | {counts[2]} | {held} |")
+        if len(runs) > 1:
+            lines.append(f"| **all {len(runs)}** | {scale} | **{totals[0]}** | **{totals[1]}** | **{totals[2]}** | "
+                         f"{f'{held_total} of {checked}' if checked else 'not run'} |")
     return lines + [""]
 
 
@@ -255,6 +261,29 @@ def bases_section(root: Path, figures_dir: Path) -> list[str]:
         figure = bases_figure(record, figures_dir / f"bases_{record['scale']}.png")
         lines += ["", f"![learning curves](figures/{figure.name})", ""]
     return lines
+
+
+README_BEGIN = "<!-- verdicts: written by `repro report` from the results files; edits here are overwritten -->"
+README_END = "<!-- /verdicts -->"
+
+
+def update_readme(readme: str | Path, root: str | Path = "results") -> bool:
+    """Replace the block between README_BEGIN and README_END in `readme` with the verdict table of
+    the results under `root`, so the README never states a verdict by hand. False when the README
+    has no such block (nothing is written)."""
+    readme, root = Path(readme), Path(root)
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    runs = {sc: latest_runs(root, sc) for sc in SCALES if sc != "smoke" and (root / sc).exists()}
+    runs = {sc: r for sc, r in runs.items() if r}
+    table = verdict_summary(runs, root) if runs else ["No cpu or gpu results recorded yet.", ""]
+    head, rest = text.split(README_BEGIN, 1)
+    tail = rest.split(README_END, 1)[1]
+    from repro.train import atomic_write_text
+
+    atomic_write_text(readme, head + README_BEGIN + "\n" + "\n".join(table) + README_END + tail)
+    return True
 
 
 def render(root: str | Path = "results") -> Path:

@@ -374,9 +374,12 @@ def cmd_recheck(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from harness.report import render
+    from harness.report import render, update_readme
 
     print(f"wrote {render(args.root)}")
+    readme = Path(args.root).resolve().parent / "README.md"
+    if update_readme(readme, args.root):
+        print(f"updated the verdict table in {readme}")
 
 
 def cmd_regress(args: argparse.Namespace) -> None:

@@ -83,6 +83,22 @@ def test_report_shows_claims_metrics_and_a_figure(tmp_path, toy):
     assert (tmp_path / "figures" / "smoke_toy_forest.png").stat().st_size > 1000
 
 
+def test_report_writes_the_readme_verdict_table_between_its_markers_only(tmp_path, toy):
+    from harness.report import README_BEGIN, README_END, update_readme
+
+    root = tmp_path / "results"
+    run_paper(toy, "cpu", SEEDS, root=root, quiet=True)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# intro\n\n{README_BEGIN}\nstale hand-written verdicts\n{README_END}\n\n## after\n")
+    assert update_readme(readme, root)
+    text = readme.read_text()
+    assert "stale" not in text and text.startswith("# intro") and text.endswith("## after\n")
+    assert "| toy | cpu | 1 | 1 | 1 | not run |" in text
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    assert not update_readme(plain, root) and plain.read_text() == "no markers\n"
+
+
 def test_regress_passes_an_unchanged_run_and_catches_an_injected_regression(tmp_path, toy, capsys):
     baseline = tmp_path / "baseline"
     run_paper(toy, "smoke", [0], root=baseline, quiet=True)
