@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.results import SCALES, latest_runs
+from harness.results import latest_runs
+from harness.scales import SCALES
 from harness.stability import read_stability
 
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "➖ inconclusive"}

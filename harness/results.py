@@ -46,16 +46,12 @@ __all__ = [
     "read_results_json",
     "read_run",
     "run_path",
-    "SCALES",
     "utc_now",
     "validate_run",
     "write_run",
 ]
 
 SCHEMA_VERSION = 1
-# The scales a run is recorded at (results/<scale>/): smoke checks the pipeline end to end, cpu is
-# what decides claims on a 2-core machine, gpu the same recipes at the size one GPU affords
-SCALES = ("smoke", "cpu", "gpu")
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "results.schema.json"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
