@@ -142,26 +142,49 @@ def claim_card(c: dict, seeds: list, stability: dict | None) -> list[str]:
     return lines
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
 def verdict_summary(runs_by_scale: dict, root: Path) -> list[str]:
-    """Papers x verdict counts per scale, and how many verdicts held on a second seed set."""
-    lines = ["| paper | scale | reproduced | not reproduced | inconclusive | held across seed sets |",
-             "|---|---|---|---|---|---|"]
+    """Papers x verdict counts per scale, the seeds and wall time of each run, and how many
+    verdicts held on a second seed set. The shared bases' training time (results/bases/SCALE.json)
+    is its own row, since every paper that fine-tunes them reuses one training."""
+    lines = ["| paper | scale | reproduced | not reproduced | inconclusive | held across seed sets | seeds | wall time |",
+             "|---|---|---|---|---|---|---|---|"]
     for scale, runs in runs_by_scale.items():
-        totals, held_total, checked = [0, 0, 0], 0, 0
+        totals, held_total, checked, wall = [0, 0, 0], 0, 0, 0.0
         for record in runs.values():
             counts = [sum(c["status"] == s for c in record.claims)
                       for s in ("reproduced", "not reproduced", "inconclusive")]
             totals = [a + b for a, b in zip(totals, counts)]
+            wall += record.wall_time_s or 0.0
             stability = read_stability(root, record.paper) if scale != "smoke" else None
             held = "not run"
             if stability and stability["scale"] == scale:
                 held = f"{stability['agreeing']} of {stability['total']}"
                 held_total, checked = held_total + stability["agreeing"], checked + stability["total"]
-            lines.append(f"| {record.paper} | {scale} | {counts[0]} | {counts[1]} | {counts[2]} | {held} |")
+            lines.append(f"| {record.paper} | {scale} | {counts[0]} | {counts[1]} | {counts[2]} | {held} | "
+                         f"{len(record.seeds)} | {_minutes(record.wall_time_s or 0.0)} |")
+        bases = _bases_seconds(root, scale)
+        if bases:
+            lines.append(f"| shared bases | {scale} | | | | | | {_minutes(bases)} |")
         if len(runs) > 1:
             lines.append(f"| **all {len(runs)}** | {scale} | **{totals[0]}** | **{totals[1]}** | **{totals[2]}** | "
-                         f"{f'{held_total} of {checked}' if checked else 'not run'} |")
-    return lines + [""]
+                         f"{f'{held_total} of {checked}' if checked else 'not run'} | | {_minutes(wall + bases)} |")
+    return lines + ["", "Wall time: each results file's own run (a paper run that found its stages in the artifact "
+                        "cache is faster than a cold one); shared bases: their training seconds, summed over the bases "
+                        "and divided by the two that train at once.", ""]
+
+
+def _bases_seconds(root: Path, scale: str) -> float:
+    import json
+
+    path = root / "bases" / f"{scale}.json"
+    if not path.is_file():
+        return 0.0
+    record = json.loads(path.read_text())
+    return sum(b.get("seconds") or 0.0 for b in record.get("bases", [])) / 2
 
 
 def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
