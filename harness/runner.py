@@ -59,6 +59,35 @@ def run_paper(paper, scale: str, seeds: list[int] | None = None, root: str | Pat
     return path
 
 
+# what across_seeds keeps per seed; the rest of a merged metric's extra describes the metric itself
+_PER_SEED_KEYS = {"items", "item_ids", "seeds", "per_seed", "seed_items", "per_seed_ci", "ci_method"}
+
+
+def remerged(m):
+    """A metric merged over seeds, merged again from the per-seed values it stored (each seed's
+    value, per-item values and test-set interval) under today's `across_seeds`: a recheck then
+    recomputes the metric's interval too, not only the verdicts read from it. A one-seed or
+    unmerged metric comes back as it is."""
+    from harness.metrics import MetricResult
+    from harness.seeds import across_seeds
+
+    extra = m.extra or {}
+    seeds, values = extra.get("seeds"), extra.get("per_seed")
+    if not seeds or values is None or len(seeds) < 2 or len(values) != len(seeds):
+        return m
+    shared = {k: v for k, v in extra.items() if k not in _PER_SEED_KEYS}
+    per_seed = {}
+    for i, seed in enumerate(seeds):
+        own = dict(shared)
+        if "seed_items" in extra:
+            own["items"] = extra["seed_items"][i]
+            if "item_ids" in extra:
+                own["item_ids"] = extra["item_ids"]
+        lo, hi = extra["per_seed_ci"][i] if "per_seed_ci" in extra else (None, None)
+        per_seed[seed] = MetricResult(m.name, values[i], m.n, lo, hi, own)
+    return across_seeds(m.name, per_seed)
+
+
 def recheck_paper(paper, scale: str, root: str | Path = "results") -> tuple[Path, dict[str, tuple[str, str]]]:
     """Decide every claim of a recorded run again, from its stored metrics, under today's claim
     rules (`harness.claims`, `harness.seeds`): nothing is trained or scored. The measurements,
@@ -72,7 +101,8 @@ def recheck_paper(paper, scale: str, root: str | Path = "results") -> tuple[Path
     if not path.exists():
         raise FileNotFoundError(f"no results file {path}: run `repro run {paper.name} --scale {scale}` first")
     record = read_run(path)
-    metrics = {k: None if v is None else MetricResult.from_dict(v) for k, v in record.metrics.items()}
+    metrics = {k: None if v is None else remerged(MetricResult.from_dict(v)) for k, v in record.metrics.items()}
+    record.metrics = {k: None if m is None else m.to_dict() for k, m in metrics.items()}
     before = {c["id"]: c["status"] for c in record.claims}
     try:
         record.claims = check_claims(paper.claims(scale), metrics)
