@@ -302,8 +302,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from harness.scenarios import get_scenario, run_scenario
 
     overrides = {k: v for k, v in {"shots": args.shots, "limit": args.limit, "seed": args.seed}.items() if v is not None}
+    if (args.scenario is None) == (args.file is None):
+        raise UserError("name what to score: --scenario NAME (see repro scenarios) or --file ITEMS.jsonl, not both")
+    name = args.scenario
+    if args.file is not None:
+        from harness.custom import register_file_task
+
+        name = register_file_task(args.file)
+        from repro.data.tasks import get_task
+
+        if args.shots and get_task(name).exemplar_split is None:
+            raise UserError(f"--shots {args.shots}: {args.file} has no exemplar lines; mark some with "
+                            '"split": "train" (they are never scored)')
     try:
-        scenario = get_scenario(args.scenario, **overrides)
+        scenario = get_scenario(name, **overrides)
     except KeyError as e:
         raise UserError(e.args[0]) from None
     lm = load_lm(args.model, batch_size=args.batch_size)
@@ -570,7 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
     ev = sub.add_parser("eval", help="score a repro run or a transformers model on a harness scenario")
     ev.add_argument("model", help="repro run directory, or a transformers model directory (prefix hf: to force)")
-    ev.add_argument("--scenario", required=True, help="e.g. sst2, lambada, wikitext2_ppl, agieval/lsat-lr:few_shot")
+    ev.add_argument("--scenario", help="e.g. sst2, lambada, wikitext2_ppl, agieval/lsat-lr:few_shot")
+    ev.add_argument("--file", type=Path, help="score your own multiple-choice items instead: JSONL, one "
+                    '{"question", "choices", "label"[, "context", "split": "train"]} per line (harness/custom.py)')
     ev.add_argument("--shots", type=int, help="in-context exemplars (drawn from a split other than the evaluated one)")
     ev.add_argument("--limit", type=int, help="evaluate only the first N items (seeded order)")
     ev.add_argument("--seed", type=int, help="exemplar sampling seed")

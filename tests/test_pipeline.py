@@ -92,6 +92,21 @@ def test_cli_train_then_generate(isolated, capsys):
     assert json.loads(report.read_text())["metrics"]["perplexity"]["value"] > 1
     assert main(["eval", str(out), "--scenario", "sst3"]) == 2  # unknown scenario: one clear line
     assert "sst2" in capsys.readouterr().err
+    # a user's own multiple-choice file, scored without writing Python
+    items = isolated / "items.jsonl"
+    items.write_text("\n".join(json.dumps(row) for row in [
+        {"question": "ROMEO: Is it day?", "choices": ["yes", "no"], "label": "no"},
+        {"question": "What is two plus two?", "choices": ["three", "four", "five"], "label": 1, "context": "Count."},
+        {"question": "Who speaks?", "choices": ["Romeo", "Juliet"], "label": 0, "split": "train"},
+    ]) + "\n")
+    scored = isolated / "items.json"
+    assert main(["eval", str(out), "--file", str(items), "--shots", "1", "--output", str(scored)]) == 0
+    assert "file:items" in capsys.readouterr().out
+    result = json.loads(scored.read_text())
+    assert result["n"] == 2 and {r["uid"] for r in result["per_item"]} == {"test:0", "test:1"}
+    items.write_text('{"question": "q", "choices": ["a", "b"], "label": 2}\n')
+    assert main(["eval", str(out), "--file", str(items)]) == 2
+    assert "items.jsonl:1: label must be a choice's index" in capsys.readouterr().err
     # the HELM-style core on this run alone: every core scenario scored, written, rendered
     results = isolated / "results"
     assert main(["helm", "--scale", "smoke", "--no-bases", "--model", f"tiny={out}", "--limit", "4",
