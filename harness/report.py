@@ -62,7 +62,7 @@ def forest_figure(record, out: Path) -> Path | None:
                 continue
             if what == "ratio":  # no effect is a ratio of 1
                 point, low, high = (None if v is None else v - 1 for v in (point, low, high))
-            delta = iv.get("delta")
+            delta = iv.get("delta") and iv["delta"] * iv["factor"]  # δ in the effect's displayed unit
             row = (f"{c['id']}: {what}", point, low, high, colors.get(c["status"], "black"))
             if delta:
                 scaled.append((row[0], point / delta, None if low is None else low / delta,
@@ -95,6 +95,24 @@ def forest_figure(record, out: Path) -> Path | None:
     return _save(fig, out)
 
 
+# Metrics the papers print as percentages (accuracy 92.7, MCC 52.1, ROUGE-L 34.2): measured as
+# fractions, shown x100 wherever the report prints them, so ours sit in the paper's unit
+PERCENT_METRICS = frozenset({"acc", "acc_norm", "accuracy", "median_acc", "heldout_acc", "f1", "mcc", "pearson",
+                             "spearman", "rouge1", "rouge2", "rougeL", "rougeLsum", "exact_match", "avg",
+                             "over_majority", "worst_case_acc"})
+PERCENT_NOTE = ("Accuracies, F1, MCC, correlations, ROUGE and GLUE averages are shown x100 (percent, or points "
+                "for their differences), as the papers print them.")
+
+
+def _unit(*keys: str) -> float:
+    """100 when every metric key names a percentage-type metric (its last path part), else 1."""
+    return 100.0 if keys and all(k.rsplit("/", 1)[-1] in PERCENT_METRICS for k in keys) else 1.0
+
+
+def _scaled(x, factor: float):
+    return x * factor if isinstance(x, (int, float)) and not isinstance(x, bool) else x
+
+
 def _effects(evidence: dict) -> list[tuple[str, dict]]:
     """(label, interval) of every comparison a verdict rests on, through all_of and provided."""
     if "claim" in evidence and "condition" in evidence:  # provided(condition, claim)
@@ -105,7 +123,12 @@ def _effects(evidence: dict) -> list[tuple[str, dict]]:
         if isinstance(evidence.get(key), dict):
             names = list(evidence.get("metrics", {}))
             what = f"{names[0]} − {names[1]}" if key == "difference" and len(names) == 2 else label
-            return [(what, {**evidence[key], "delta": evidence.get("delta"), "power": evidence.get("power")})]
+            factor = 1.0 if key == "ratio" else _unit(*names)  # a ratio has no unit
+            iv = {k: _scaled(v, factor) for k, v in evidence[key].items()}
+            power = dict(evidence.get("power") or {})
+            if "minimum_detectable_effect" in power:
+                power["minimum_detectable_effect"] = _scaled(power["minimum_detectable_effect"], factor)
+            return [(what, {**iv, "delta": evidence.get("delta"), "power": power, "factor": factor})]
     return []
 
 
@@ -115,12 +138,14 @@ def claim_card(c: dict, seeds: list, stability: dict | None) -> list[str]:
     decide it when open, whether another seed set agreed, and the paper's own numbers."""
     lines = [f"#### {c['id']} — {VERDICT_MARK.get(c['status'], c['status'])}", "",
              f"*{c['statement']}* ({c.get('source', '')})", ""]
+    effects = _effects(c.get("evidence", {}))
+    factor = effects[0][1]["factor"] if effects else 1.0
     if c.get("delta") is not None:
-        stated = ", ".join("–" if d is None else f"{d:g}" for d in c["delta"])
+        stated = ", ".join("–" if d is None else f"{d * factor:g}" for d in c["delta"])
         lines.append(f"- δ (minimum effect of interest, stated before the run): {stated} — {c.get('delta_source', '')}")
     elif "delta_source" in c:
         lines.append("- δ: none stated (no equivalence test: the claim can only be reproduced or refuted by sign)")
-    for what, iv in _effects(c.get("evidence", {})):
+    for what, iv in effects:
         lines.append(f"- effect {what}: {_fmt(iv.get('point'))} [{_fmt(iv.get('ci_low'))}, {_fmt(iv.get('ci_high'))}]"
                      f" — {iv.get('method', '')}")
         power = iv.get("power") or {}
@@ -196,16 +221,18 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
     for c in record.claims:
         lines += [""] + claim_card(c, record.seeds, stability)
     reported = {r["id"]: r for r in record.reported}
-    lines += ["", "| metric | measured | 95% CI | n | paper reports | source |", "|---|---|---|---|---|---|"]
+    lines += ["", PERCENT_NOTE, "", "| metric | measured | 95% CI | n | paper reports | source |", "|---|---|---|---|---|---|"]
     for key, m in record.metrics.items():
         if m is None:  # not measured at this scale
             continue
         rid = (m.get("extra") or {}).get("reported_id", key)
         r = reported.get(rid)
-        ci = f"[{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]" if m.get("ci_low") is not None else "–"
+        factor = _unit(key)
+        ci = f"[{_fmt(_scaled(m.get('ci_low'), factor))}, {_fmt(_scaled(m.get('ci_high'), factor))}]" \
+            if m.get("ci_low") is not None else "–"
         paper_value = f"{_fmt(r['value'])} ({r.get('model', '')})" if r else "–"
         source = f"{r['table_figure']}{'' if r.get('verified') else ' (unverified)'}" if r else ""
-        lines.append(f"| {key} | {_fmt(m.get('value'))} | {ci} | {_fmt(m.get('n'))} | {paper_value} | {source} |")
+        lines.append(f"| {key} | {_fmt(_scaled(m.get('value'), factor))} | {ci} | {_fmt(m.get('n'))} | {paper_value} | {source} |")
     if record.notes:
         lines += ["", *[f"> {line}" for line in record.notes.splitlines()]]
     for title, rows in ((record.extra or {}).get("tables") or {}).items():

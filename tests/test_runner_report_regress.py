@@ -182,8 +182,10 @@ def test_the_report_opens_with_the_verdict_table_and_shows_claim_cards(tmp_path,
     assert summary < text.index("## Scale: cpu") < text.index("## Appendix: smoke scale")
     assert "| toy | cpu | 1 | 1 | 1 | 3 of 3 |" in text and "| toy | smoke | 0 | 0 | 3 | not run |" in text
     card = text[text.index("#### TOY-C1"):text.index("#### TOY-C2")]
-    assert "δ (minimum effect of interest, stated before the run): 0.05 — a stated practical threshold" in card
-    assert "effect strong/toy/acc − weak/toy/acc: 0.4" in card and "paired seeds" in card
+    # accuracies in percent, as papers print them: δ 0.05 and the 0.4 difference read as points
+    assert "δ (minimum effect of interest, stated before the run): 5 — a stated practical threshold" in card
+    assert "effect strong/toy/acc − weak/toy/acc: 40" in card and "paired seeds" in card
+    assert "| strong/toy/acc | 90 |" in text
     assert "seeds: 0, 1, 2" in card and "stability: held on seeds 3, 4, 5" in card
     smoke_card = text[text.rindex("#### TOY-C1"):]
     assert "one training seed" in smoke_card and "power:" in smoke_card
