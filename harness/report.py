@@ -237,7 +237,15 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
         lines += ["", *[f"> {line}" for line in record.notes.splitlines()]]
     for title, rows in ((record.extra or {}).get("tables") or {}).items():
         lines += ["", f"**{title}**", ""] + markdown_table(rows)
-    figures = [Path(f) for f in record.figures]
+    from harness.plots import Figure, draw
+
+    declared = [Figure.from_dict(d) for d in (record.extra or {}).get("plots") or []]
+    # a paper that declares its figures is drawn here from the metrics; older files keep theirs
+    figures = [] if declared else [Path(f) for f in record.figures]
+    for spec in declared:
+        drawn = draw(spec, record.metrics, figures_dir / f"{record.scale}_{record.paper}_{spec.name}.png")
+        if drawn:
+            figures.append(drawn)
     drawn = forest_figure(record, figures_dir / f"{record.scale}_{record.paper}_forest.png")
     if drawn:
         figures.append(drawn)

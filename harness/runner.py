@@ -51,6 +51,10 @@ def run_paper(paper, scale: str, seeds: list[int] | None = None, root: str | Pat
     record.notes = "\n".join(measured.notes)
     if getattr(measured, "tables", None):
         record.extra = {**(record.extra or {}), "tables": measured.tables}
+    from harness.plots import declared
+
+    if declared(paper, scale):  # the figures the report draws from this file alone
+        record.extra = {**(record.extra or {}), "plots": declared(paper, scale)}
     path = write_run(record.finish(), root)
     if not quiet:
         print(f"{paper.name} @ {scale}: {record.wall_time_s:.0f} s -> {path}")
@@ -109,6 +113,10 @@ def recheck_paper(paper, scale: str, root: str | Path = "results") -> tuple[Path
     except UnknownMetricError as e:  # today's claims read a metric the recorded run never measured
         raise UnknownMetricError(f"{path} was measured by older code than today's claims: {e}; run it again "
                                  f"(`repro run {paper.name} --scale {scale}`) instead of rechecking") from None
+    from harness.plots import declared
+
     record.extra = {**(record.extra or {}), "verdicts_rechecked": {"at": utc_now(), "git": git_info()}}
+    if declared(paper, scale):  # today's declared figures, drawn by the report from the stored metrics
+        record.extra["plots"] = declared(paper, scale)
     path = write_run(record, root)
     return path, {c["id"]: (before.get(c["id"], "-"), c["status"]) for c in record.claims}

@@ -99,6 +99,24 @@ def test_report_writes_the_readme_verdict_table_between_its_markers_only(tmp_pat
     assert not update_readme(plain, root) and plain.read_text() == "no markers\n"
 
 
+def test_declared_figures_are_stored_and_drawn_from_the_results_file_alone(tmp_path, toy, monkeypatch):
+    from harness.plots import Figure, Panel, Series
+
+    figure = Figure("systems", "toy systems", (
+        Panel("accuracy", kind="bars", series=(Series("acc", ("strong/toy/acc", "weak/toy/acc")),), reference=50),
+        Panel("by strength", x=("weak", "strong"), series=(Series("acc", ("weak/toy/acc", "strong/toy/acc")),)),
+        Panel("never measured", x=(1,), series=(Series("acc", ("missing/toy/acc",)),)),
+    ))
+    monkeypatch.setattr(toy, "plots", lambda scale: [figure], raising=False)
+    path = run_paper(toy, "smoke", SEEDS, root=tmp_path, quiet=True)
+    stored = json.loads(path.read_text())["extra"]["plots"]
+    assert Figure.from_dict(stored[0]) == figure  # the declaration round-trips through JSON
+    monkeypatch.setattr(toy, "plots", lambda scale: [], raising=False)  # the paper's code no longer matters
+    text = render(tmp_path).read_text()
+    out = tmp_path / "figures" / "smoke_toy_systems.png"
+    assert out.stat().st_size > 1000 and "(figures/smoke_toy_systems.png)" in text
+
+
 def test_regress_passes_an_unchanged_run_and_catches_an_injected_regression(tmp_path, toy, capsys):
     baseline = tmp_path / "baseline"
     run_paper(toy, "smoke", [0], root=baseline, quiet=True)
