@@ -105,24 +105,32 @@ def from_bert(hf) -> MaskedLanguageModel:
         "body.encoder.pos_embed.weight": sd[f"{e}.position_embeddings.weight"],
         "body.encoder.segment_embed.weight": sd[f"{e}.token_type_embeddings.weight"],
     }
-    _linear(out, "body.encoder.embed_norm", sd, f"{e}.LayerNorm")
+    for ours, theirs in bert_modules(c.num_hidden_layers, nsp):
+        _linear(out, ours, sd, theirs)
     for i in range(c.num_hidden_layers):
-        ours, theirs = f"body.encoder.layers.{i}", f"bert.encoder.layer.{i}"
-        a = f"{theirs}.attention.self"
+        ours, a = f"body.encoder.layers.{i}", f"bert.encoder.layer.{i}.attention.self"
         out[f"{ours}.self_attn.qkv_proj.weight"] = torch.cat([sd[f"{a}.{n}.weight"] for n in ("query", "key", "value")])
         out[f"{ours}.self_attn.qkv_proj.bias"] = torch.cat([sd[f"{a}.{n}.bias"] for n in ("query", "key", "value")])
-        _linear(out, f"{ours}.self_attn.out_proj", sd, f"{theirs}.attention.output.dense")
-        _linear(out, f"{ours}.self_attn_norm", sd, f"{theirs}.attention.output.LayerNorm")
-        _linear(out, f"{ours}.mlp.in_proj", sd, f"{theirs}.intermediate.dense")
-        _linear(out, f"{ours}.mlp.out_proj", sd, f"{theirs}.output.dense")
-        _linear(out, f"{ours}.mlp_norm", sd, f"{theirs}.output.LayerNorm")
-    _linear(out, "mlm_head.dense", sd, "cls.predictions.transform.dense")
-    _linear(out, "mlm_head.norm", sd, "cls.predictions.transform.LayerNorm")
     out["mlm_head.bias"] = sd["cls.predictions.bias"]
-    if nsp:
-        _linear(out, "pooler.dense", sd, "bert.pooler.dense")
-        _linear(out, "nsp_head", sd, "cls.seq_relationship")
     return _load(MaskedLanguageModel(config, nsp=nsp), out)
+
+
+def bert_modules(n_layer: int, nsp: bool) -> list[tuple[str, str]]:
+    """(ours, BERT's) names of every module that is one weight and one bias on both sides: the
+    embedding norm, each layer's output projections and norms, the MLM transform and the NSP
+    head. `export.to_bert` reads the same table the other way."""
+    pairs = [("body.encoder.embed_norm", "bert.embeddings.LayerNorm")]
+    for i in range(n_layer):
+        ours, theirs = f"body.encoder.layers.{i}", f"bert.encoder.layer.{i}"
+        pairs += [(f"{ours}.self_attn.out_proj", f"{theirs}.attention.output.dense"),
+                  (f"{ours}.self_attn_norm", f"{theirs}.attention.output.LayerNorm"),
+                  (f"{ours}.mlp.in_proj", f"{theirs}.intermediate.dense"),
+                  (f"{ours}.mlp.out_proj", f"{theirs}.output.dense"),
+                  (f"{ours}.mlp_norm", f"{theirs}.output.LayerNorm")]
+    pairs += [("mlm_head.dense", "cls.predictions.transform.dense"), ("mlm_head.norm", "cls.predictions.transform.LayerNorm")]
+    if nsp:
+        pairs += [("pooler.dense", "bert.pooler.dense"), ("nsp_head", "cls.seq_relationship")]
+    return pairs
 
 
 def from_t5(hf) -> LanguageModel:

@@ -143,6 +143,8 @@ def to_bert(model):
     """`BertForPreTraining` when the model has BERT's next-sentence head, else `BertForMaskedLM`."""
     import transformers
 
+    from repro.model.convert import bert_modules
+
     c = model.config
     nsp = getattr(model, "nsp_head", None) is not None
     hf_config = transformers.BertConfig(
@@ -156,24 +158,14 @@ def to_bert(model):
            f"{e}.position_embeddings.weight": sd["body.encoder.pos_embed.weight"]}
     if c.n_segments:
         out[f"{e}.token_type_embeddings.weight"] = sd["body.encoder.segment_embed.weight"]
-    _pair(out, f"{e}.LayerNorm", sd, "body.encoder.embed_norm")
+    for ours, theirs in bert_modules(c.n_layer, nsp):
+        _pair(out, theirs, sd, ours)
     for i in range(c.n_layer):
-        ours, theirs = f"body.encoder.layers.{i}", f"bert.encoder.layer.{i}"
-        a = f"{theirs}.attention.self"
+        ours, a = f"body.encoder.layers.{i}", f"bert.encoder.layer.{i}.attention.self"
         for name, w, b in zip(("query", "key", "value"), sd[f"{ours}.self_attn.qkv_proj.weight"].chunk(3),
                               sd[f"{ours}.self_attn.qkv_proj.bias"].chunk(3)):
             out[f"{a}.{name}.weight"], out[f"{a}.{name}.bias"] = w, b
-        _pair(out, f"{theirs}.attention.output.dense", sd, f"{ours}.self_attn.out_proj")
-        _pair(out, f"{theirs}.attention.output.LayerNorm", sd, f"{ours}.self_attn_norm")
-        _pair(out, f"{theirs}.intermediate.dense", sd, f"{ours}.mlp.in_proj")
-        _pair(out, f"{theirs}.output.dense", sd, f"{ours}.mlp.out_proj")
-        _pair(out, f"{theirs}.output.LayerNorm", sd, f"{ours}.mlp_norm")
-    _pair(out, "cls.predictions.transform.dense", sd, "mlm_head.dense")
-    _pair(out, "cls.predictions.transform.LayerNorm", sd, "mlm_head.norm")
     out["cls.predictions.bias"] = sd["mlm_head.bias"]
-    if nsp:
-        _pair(out, "bert.pooler.dense", sd, "pooler.dense")
-        _pair(out, "cls.seq_relationship", sd, "nsp_head")
     hf = (transformers.BertForPreTraining if nsp else transformers.BertForMaskedLM)(hf_config)
     # the decoder is tied to the word embeddings (and its bias is cls.predictions.bias); a model with
     # one segment has no token-type table of its own: BERT's single row stays zero, adding nothing
@@ -233,7 +225,7 @@ def to_t5(model):
     return _load_twin(hf, out, lambda k: k in tied)
 
 
-def to_gpt2(model) -> "transformers.GPT2LMHeadModel":  # noqa: F821
+def to_gpt2(model):
     """A `GPT2LMHeadModel` holding `model`'s weights (Conv1D stores them transposed)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
