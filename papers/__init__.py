@@ -8,6 +8,7 @@ A paper module subclasses `Paper` and registers itself:
         reported_key = "gpt2_radford2019"         # the paper's key in reported.yaml
         citation = "Radford et al. 2019"
         def claims(self, scale) -> list[Claim]: ...  # a pure function of the scale
+        def plots(self, scale) -> list[Figure]: ...  # its figures over metric keys (harness.plots), pure too
         def measure(self, scale, seeds) -> Measured: ...  # trains + evaluates, returns metrics
 
 `run(paper, scale, seeds)` times `measure`, checks every claim against the measured metrics, and

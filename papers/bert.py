@@ -37,6 +37,7 @@ from torch import nn
 
 from harness.claims import Claim, all_of, approximately_equal, greater, monotone, provided
 from harness.metrics import MetricResult, perplexity
+from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
 from papers.glue import (
     MAJORITY,
@@ -622,6 +623,25 @@ class BERT(Paper):
                                "majority class"),
         ]
 
+    def plots(self, scale: str) -> list[Figure]:
+        """Table 5's rows (GLUE average), Table 6's size sweep (MLM perplexity) and Fig. 5 (fine-tuned
+        along pre-training), from the same keys as the claims."""
+        s = SCALES[scale]
+        rows = ("mlm_nsp", "mlm", "ltr", "scratch", "small", "large")
+        sizes = [size.label if size is not s.base else "mlm_nsp" for size in s.sizes]
+        steps = tuple(range(s.snapshot_every, s.steps, s.snapshot_every))  # the snapshots; the final model is mlm_nsp
+        return [Figure("pretraining", f"BERT ({scale} scale)", (
+            Panel("GLUE dev average (Table 5 rows)", (Series("avg", tuple(f"{k}/avg" for k in rows)),), kind="bars",
+                  xlabel="average score x100"),
+            Panel("Table 6: size sweep",
+                  (Series("held-out MLM perplexity", tuple(f"{k}/mlm_perplexity" for k in sizes)),),
+                  x=tuple(f"{k}/params" for k in sizes), xlabel="encoder parameters", ylabel="held-out MLM perplexity",
+                  log_x=True),
+            Panel(f"Fig. 5: fine-tuned along pre-training ({', '.join(s.steps_tasks)})",
+                  (Series("average", tuple(f"step{k}/steps_avg" for k in steps) + ("mlm_nsp/steps_avg",)),),
+                  x=steps + (s.steps,), xlabel="pre-training steps", ylabel="average score (fraction)"),
+        ))]
+
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """Pre-train every row, fine-tune every row on every task and score, all with the one seed the
         runner passes (it calls this once per seed and merges the metrics over seeds)."""
@@ -692,7 +712,6 @@ class BERT(Paper):
                 f"{score}_difference", metrics[f"mlm_nsp/{t}/{score}"].value - metrics[f"mlm/{t}/{score}"].value,
                 metrics[f"mlm/{t}/{score}"].n, None, None, {"of": f"mlm_nsp/{t}/{score} - mlm/{t}/{score}"})
 
-        figure = self.figure(scale, s, metrics)
         configs = {"pretraining": {p.label: {**dataclasses.asdict(p), "train": dataclasses.asdict(pretrain_config(p, s, seed))}
                                    for p in rows},
                    "model": dataclasses.asdict(base_config), "finetune": dataclasses.asdict(ft),
@@ -714,7 +733,8 @@ class BERT(Paper):
             "paper saw move most, has no training split in the mirror.",
             f"B-C6 on {s.feature_task}: the paper's feature-based comparison is NER (Table 7); the mirror has no NER data.",
         ]
-        return Measured(metrics, configs, [str(figure)], notes, {"GLUE dev at this scale (ours x100; paper in parentheses)": self.glue_table(metrics)})
+        return Measured(metrics, configs, notes=notes,
+                        tables={"GLUE dev at this scale (ours x100; paper in parentheses)": self.glue_table(metrics)})
 
     @staticmethod
     def reported_id(label: str, task: GlueTask, name: str) -> str | None:
@@ -750,40 +770,6 @@ class BERT(Paper):
             row["avg"] = f"{100 * avg.value:.1f}" if avg else "–"
             table.append(row)
         return table
-
-    def figure(self, scale: str, s: ScaleSettings, metrics: dict) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-        labels = [k for k in ("mlm_nsp", "mlm", "ltr", "scratch", "small", "large") if f"{k}/avg" in metrics]
-        ms = [metrics[f"{k}/avg"] for k in labels]
-        axes[0].barh([ROW_NAMES[k] for k in labels], [100 * m.value for m in ms],
-                     xerr=[[100 * (m.value - m.ci_low) for m in ms], [100 * (m.ci_high - m.value) for m in ms]], capsize=3)
-        axes[0].invert_yaxis()
-        axes[0].set_title("GLUE dev average (Table 5 rows), 95% CI")
-        sizes = [k if k != "base" else "mlm_nsp" for k in (size.label for size in s.sizes)]
-        params = [metrics[f"{k}/params"].value for k in sizes]
-        for key, label in (("mlm_perplexity", "held-out MLM perplexity"),):
-            ys = [metrics[f"{k}/{key}"] for k in sizes]
-            axes[1].errorbar(params, [m.value for m in ys], yerr=[[m.value - m.ci_low for m in ys], [m.ci_high - m.value for m in ys]],
-                             marker="o", capsize=3, label=label)
-        axes[1].set_xscale("log")
-        axes[1].set_xlabel("encoder parameters")
-        axes[1].set_title("Table 6: size sweep")
-        axes[1].legend()
-        steps = sorted(int(k.split("/")[0][4:]) for k in metrics if k.startswith("step") and k.endswith("/steps_avg"))
-        xs = steps + [s.steps]
-        ys = [metrics[f"step{k}/steps_avg"] for k in steps] + [metrics["mlm_nsp/steps_avg"]]
-        axes[2].errorbar(xs, [100 * m.value for m in ys], yerr=[[100 * (m.value - m.ci_low) for m in ys],
-                                                               [100 * (m.ci_high - m.value) for m in ys]], marker="o", capsize=3)
-        axes[2].set_xlabel("pre-training steps")
-        axes[2].set_title(f"Fig. 5: fine-tuned along pre-training ({', '.join(s.steps_tasks)})")
-        fig.suptitle(f"BERT ({scale} scale)")
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_bert.png")
 
 
 def call(fn, args: tuple):

@@ -23,7 +23,6 @@ import math
 import re
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ from torch import nn
 from harness.claims import Claim, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, matthews_corrcoef
+from harness.plots import Figure, Panel, Series
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
 from papers.glue import (
@@ -609,6 +609,28 @@ class GPT1(Paper):
                                "to the last" + GATE),
         ]
 
+    def plots(self, scale: str) -> list[Figure]:
+        """Table 5's rows per task, Fig. 2 left (layers transferred) and right (zero-shot along
+        pre-training)."""
+        s = SCALES[scale]
+        layers = tuple(range(s.n_layer + 1))
+        zs = tuple(s.snapshot_steps)
+        # the no-aux-LM row is not fine-tuned on STS-B (G1-C3 reads the large and small tasks): that point stays empty
+        table5 = Panel("Table 5 ablations (validation)",
+                       tuple(Series(VARIANT_NAMES[v], tuple(_score_key(v, t) for t in TASKS)) for v in VARIANTS),
+                       x=tuple(f"{t} ({TASKS[t].score})" for t in TASKS), ylabel="task score x100", reference=0.0)
+        # with one sweep task (cpu) its score is the average: drawn once
+        per_task = [Series(f"{t} ({TASKS[t].score})", tuple(_score_key(f"layers{k}", t) for k in layers))
+                    for t in s.sweep_tasks] if len(s.sweep_tasks) > 1 else []
+        sweep = Panel(f"Fig. 2 left: layers transferred ({' + '.join(s.sweep_tasks)})",
+                      (Series("average", tuple(f"layers{k}/avg" for k in layers)), *per_task),
+                      x=layers, xlabel="pre-trained layers transferred (embeddings always)", ylabel="average score x100")
+        zero_shot = Panel("Fig. 2 right: zero-shot heuristics",
+                          (Series("SST-2 acc ('very')", tuple(f"zeroshot/step{z}/sst2/acc" for z in zs)),
+                           Series("CoLA MCC (log-prob cut)", tuple(f"zeroshot/step{z}/cola/mcc" for z in zs))),
+                          x=zs, xlabel="pre-training updates", ylabel="accuracy / MCC x100", log_x=True)
+        return [Figure("transfer", f"GPT-1 ({scale} scale)", (table5, sweep, zero_shot))]
+
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """Pre-train, fine-tune every variant on every task and score, all with the one seed the
         runner passes (it calls this once per seed and merges the metrics over seeds)."""
@@ -677,12 +699,11 @@ class GPT1(Paper):
             raise RuntimeError(f"pre-training snapshots at steps {steps_scored}, expected {s.snapshot_steps}; "
                                f"delete {result.out_dir} and run again")
 
-        figure = self.figure(scale, s, metrics)
         configs = {"pretrain": run.to_dict(), "lstm": {"cell": "lstm", "n_layer": 1, "d_model": s.d_model,
                                                          "d_hidden": s.lstm_hidden},
                    "finetune": dataclasses.asdict(ft), "train_examples": n_train, "eval_examples": s.eval_examples,
                    "sweep_tasks": list(s.sweep_tasks), "seed": seed}
-        return Measured(metrics, configs, [str(figure)], self.notes(s, metrics, result, lstm_cached, seed),
+        return Measured(metrics, configs, notes=self.notes(s, metrics, result, lstm_cached, seed),
                         tables={"Table 5 at this scale (measured; paper in parentheses, x100)": self.table5(metrics)})
 
     # -- report ----------------------------------------------------------------------------------
@@ -743,48 +764,6 @@ class GPT1(Paper):
             f"Models loaded from the artifact cache: "
             + (", ".join(n for n, c in (("transformer", result.cached), ("lstm", lstm_cached)) if c) or "none") + ".",
         ]
-
-    def figure(self, scale: str, s: ScaleSettings, metrics: dict) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        def errorbar(ax, xs, keys, **kw):
-            ms = [metrics[k] for k in keys]
-            ax.errorbar(xs, [m.value for m in ms], yerr=[[m.value - m.ci_low for m in ms], [m.ci_high - m.value for m in ms]],
-                        marker="o", capsize=3, **kw)
-
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-        ax = axes[0]
-        width = 0.2
-        for i, variant in enumerate(VARIANTS):
-            ts = [j for j, t in enumerate(TASKS) if _score_key(variant, t) in metrics]  # noaux skips STS-B
-            ms = [metrics[_score_key(variant, t)] for t in TASKS if _score_key(variant, t) in metrics]
-            ax.bar(np.array(ts) + (i - 1.5) * width, [m.value for m in ms], width, label=VARIANT_NAMES[variant],
-                   yerr=[[m.value - m.ci_low for m in ms], [m.ci_high - m.value for m in ms]], capsize=2)
-        ax.set_xticks(range(len(TASKS)), [f"{t}\n({TASKS[t].score})" for t in TASKS])
-        ax.axhline(0, color="black", linewidth=0.5)
-        ax.set_title("Table 5 ablations (validation)", fontsize=10)
-        ax.legend(fontsize=7)
-        ks = list(range(s.n_layer + 1))
-        errorbar(axes[1], ks, [f"layers{k}/avg" for k in ks], label="average", color="black")
-        for t in s.sweep_tasks:
-            errorbar(axes[1], ks, [_score_key(f"layers{k}", t) for k in ks], label=f"{t} ({TASKS[t].score})", alpha=0.6)
-        axes[1].set_xticks(ks)
-        axes[1].set_xlabel("pre-trained layers transferred (embeddings always)")
-        axes[1].set_title("Fig. 2 left: layers transferred", fontsize=10)
-        axes[1].legend(fontsize=7)
-        zs = s.snapshot_steps
-        errorbar(axes[2], zs, [f"zeroshot/step{z}/sst2/acc" for z in zs], label="SST-2 acc ('very')")
-        errorbar(axes[2], zs, [f"zeroshot/step{z}/cola/mcc" for z in zs], label="CoLA MCC (log-prob cut)")
-        axes[2].set_xscale("log")
-        axes[2].set_xlabel("pre-training updates")
-        axes[2].set_title("Fig. 2 right: zero-shot heuristics", fontsize=10)
-        axes[2].legend(fontsize=7)
-        fig.suptitle(f"GPT-1 ({scale} scale)", fontsize=11)
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_gpt1.png")
 
 
 __all__ = ["GPT1", "GPT1Classifier", "SCALES", "SpecialTokens", "TASKS", "average_score", "transform",

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from harness.claims import Claim, all_of, greater, monotone
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, log_of, perplexity, power_law_fit
+from harness.plots import Figure, Panel, Series
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
 from repro.bases import decoder_bases, pretrain_bases
@@ -185,6 +185,26 @@ class GPT2(Paper):
                   delta_source=f"§2.3 is qualitative; {practical}"),
         ]
 
+    def plots(self, scale: str) -> list[Figure]:
+        """Zero-shot and held-out perplexity against model size, log-log (a power law is a line)."""
+        labels = sweep(scale)
+        # x is Kaplan's N from the architecture: the non-embedding count measure() took from each loaded model is no metric
+        n = tuple(kaplan_n(spec) for spec in decoder_bases(scale))
+
+        def panel(title: str, *series: Series) -> Panel:
+            return Panel(title, series, x=n, xlabel="non-embedding parameters (12 n_layer d_model^2)",
+                         log_x=True, log_y=True)
+
+        def ppl(label: str, metric: str, dashed: bool = False) -> Series:
+            return Series(label, tuple(f"{m}/{metric}" for m in labels), dashed)
+
+        return [Figure("sweep", f"GPT-2 size sweep ({scale} scale): zero-shot metrics vs parameters", (
+            panel("WebText perplexity", ppl("zero-shot", "webtext/perplexity")),
+            panel("WikiText-2 word ppl", ppl("zero-shot", "wikitext2/word_perplexity")),
+            panel("held-out vs training text ppl (power law: a line)", ppl("held-out text", "heldout_text/perplexity"),
+                  ppl("train text", "train_text/perplexity", dashed=True)),
+        ))]
+
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """Score the scale's decoder bases of the one seed the runner passes (pre-trained once, or
         loaded; each checked against its target) zero-shot, and train the deep pre-LN / post-LN pair
@@ -234,7 +254,6 @@ class GPT2(Paper):
         alpha, n_c, r2 = power_law_fit(n_params, held_out_losses)
         metrics["power_law/alpha_N"] = MetricResult.exact("alpha_N", alpha, published=KAPLAN_ALPHA_N, r2=r2, n_c=n_c)
         metrics["power_law/r2"] = MetricResult.exact("r2", r2)
-        figure = self.figure(scale, n_params, metrics)
         notes = [
             f"Power-law fit of held-out loss: alpha_N = {alpha:.3f} (Kaplan et al. 0.076), R^2 = {r2:.3f}, "
             f"over non-embedding sizes {n_params}.",
@@ -246,34 +265,7 @@ class GPT2(Paper):
             "Measured metrics are shown beside Table 3 by rank in the size sweep (our smallest beside 117M, ...); "
             "the paper reports LAMBADA accuracy in %, we report a fraction.",
         ]
-        return Measured(metrics, configs, [str(figure)], notes)
-
-    def figure(self, scale: str, n_params: list[int], metrics: dict) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        labels = sweep(scale)
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-        panels = [("webtext/perplexity", "WebText perplexity"), ("wikitext2/word_perplexity", "WikiText-2 word ppl"),
-                  ("heldout_text/perplexity", "held-out book ppl (log-log: power law)")]
-        for ax, (key, title) in zip(axes, panels):
-            ys = [metrics[f"{m}/{key}"] for m in labels]
-            ax.errorbar(n_params, [y.value for y in ys],
-                        yerr=[[y.value - (y.ci_low if y.ci_low is not None else y.value) for y in ys],
-                              [(y.ci_high if y.ci_high is not None else y.value) - y.value for y in ys]],
-                        marker="o", capsize=3)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("non-embedding parameters")
-            ax.set_title(title, fontsize=10)
-        train = [metrics[f"{m}/train_text/perplexity"].value for m in labels]
-        axes[2].plot(n_params, train, marker="s", linestyle="--", label="train text")
-        axes[2].legend(fontsize=8)
-        fig.suptitle(f"GPT-2 size sweep ({scale} scale): zero-shot metrics vs parameters", fontsize=11)
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_gpt2_sweep.png")
+        return Measured(metrics, configs, notes=notes)
 
 
 __all__ = ["GPT2", "SCALES"]

@@ -44,6 +44,7 @@ import torch
 from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, accuracy, mean_with_ci, paired_bootstrap_diff, power_law_fit
+from harness.plots import Figure, Panel, Series
 from harness.scenarios import Scenario, prepare, run_scenario
 from papers import Measured, Paper, one_seed, register
 from papers.glue import GlueTask, majority
@@ -670,6 +671,39 @@ class GPT3(Paper):
                                f"{share}: δ = {d_lambada}"),
         ]
 
+    def plots(self, scale: str) -> list[Figure]:
+        """Accuracy against parameters (Figs. 1.2, 3.10, 3.11, LAMBADA), held-out loss against compute
+        (Fig. 3.1) and SST-2 accuracy against K."""
+        s = SCALES[scale]
+        labels = [size.label for size in s.sizes]
+        params = tuple(f"{m}/params" for m in labels)
+
+        def by_size(title: str, *series: Series) -> Panel:
+            return Panel(title, series, x=params, xlabel="parameters", ylabel="accuracy %", log_x=True)
+
+        def few_shot(stem: str) -> Series:
+            return Series(g3.FAMILIES[stem], tuple(f"{m}/{SLUG[stem]}/few/acc" for m in labels))
+
+        sweep = Figure("sweep", f"GPT-3 size sweep ({scale} scale)", (
+            by_size("Fig. 1.2-like: 15 synthetic tasks pooled",
+                    *[Series(f"{setting}-shot", tuple(f"{m}/avg/{setting}/acc" for m in labels)) for setting in SETTINGS]),
+            by_size("Fig. 3.10-like: arithmetic, few-shot", *[few_shot(stem) for stem in ARITH_EVAL]),
+            by_size("Fig. 3.11-like: unscrambling, few-shot", *[few_shot(stem) for stem in SCRAMBLE_EVAL]),
+            by_size("LAMBADA zero-shot", Series("ours", tuple(f"{m}/lambada/acc" for m in labels))),
+        ))
+        # Fig. 3.1's training curves and the fitted power law are left out: the held-out loss along each run
+        # and the fit's C_c live only inside measure(); the points are each size's final held-out loss
+        loss = Panel("Fig. 3.1-like: loss vs compute", (Series("held-out loss", tuple(f"{m}/val_loss" for m in labels)),),
+                     x=tuple(f"{m}/compute" for m in labels), xlabel="training FLOPs", ylabel="held-out loss",
+                     log_x=True, log_y=True)
+        # the Ks whose prompts fit the context are found with the run's tokenizer: a K that did not fit has no point
+        ks = s.sst2_shots
+        shots = Panel("SST-2 in-context: accuracy vs K",
+                      tuple(Series(m, tuple(f"{m}/sst2/k{k}/acc" for k in ks)) for m in labels),
+                      x=tuple(max(k, 0.5) for k in ks), xlabel="K (0 drawn at 0.5)", ylabel="accuracy %",
+                      log_x=True, reference=50.0)
+        return [sweep, Figure("compute_and_shots", f"GPT-3 loss vs compute, SST-2 vs K ({scale} scale)", (loss, shots))]
+
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """One training seed (the runner calls this once per seed and merges the metrics)."""
         seed = one_seed(seeds)
@@ -707,10 +741,8 @@ class GPT3(Paper):
                    "sst2_shots": list(corpus.sst2_shots),
                    "models": {size.label: model_config(s, size, len(corpus.tokenizer)).to_dict() for size in s.sizes},
                    "train": {size.label: dataclasses.asdict(train_config(s, size, seed)) for size in s.sizes}}
-        figure = self.figure(scale, s, labels, jobs, metrics, compute, (alpha, c_c, r2), corpus)
-        return Measured(metrics, configs, [str(figure)],
-                        self.notes(s, labels, corpus, jobs, metrics, (alpha, c_c, r2)),
-                        {"Largest model vs GPT-3 175B (accuracy %, measured / paper)": self.table(labels, metrics),
+        return Measured(metrics, configs, notes=self.notes(s, labels, corpus, jobs, metrics, (alpha, c_c, r2)),
+                        tables={"Largest model vs GPT-3 175B (accuracy %, measured / paper)": self.table(labels, metrics),
                          "Few-shot accuracy % by size": self.size_table(labels, metrics),
                          "Samples (largest model, few-shot; completion as generated)": self.samples(jobs[-1])})
 
@@ -802,76 +834,6 @@ class GPT3(Paper):
             "Training seconds per size (cached runs keep their first time): "
             + ", ".join(f"{m} {job['seconds']:.0f}" for m, job in zip(labels, jobs)) + ".",
         ]
-
-    def figure(self, scale: str, s: ScaleSettings, labels: list[str], jobs: list[dict], metrics: dict,
-               compute: list[float], fit: tuple, corpus: Corpus) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        params = [metrics[f"{m}/params"].value for m in labels]
-
-        def series(ax, xs, keys, **kw):
-            ms = [metrics[k] for k in keys]
-            ax.errorbar(xs, [100 * x.value for x in ms],
-                        yerr=[[100 * max(0.0, x.value - x.ci_low) for x in ms], [100 * max(0.0, x.ci_high - x.value) for x in ms]],
-                        marker="o", capsize=3, **kw)
-
-        fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
-        ax = axes[0, 0]
-        for setting, name in zip(SETTINGS, ("zero-shot", "one-shot", "few-shot")):
-            series(ax, params, [f"{m}/avg/{setting}/acc" for m in labels], label=name)
-        ax.set_title("Fig. 1.2-like: 15 synthetic tasks pooled", fontsize=10)
-        ax = axes[0, 1]
-        for stem in ARITH_EVAL:
-            ax.plot(params, [100 * metrics[f"{m}/{SLUG[stem]}/few/acc"].value for m in labels], marker="o",
-                    label=g3.FAMILIES[stem])
-        ax.set_title("Fig. 3.10-like: arithmetic, few-shot", fontsize=10)
-        ax = axes[0, 2]
-        for stem in SCRAMBLE_EVAL:
-            ax.plot(params, [100 * metrics[f"{m}/{SLUG[stem]}/few/acc"].value for m in labels], marker="o",
-                    label=g3.FAMILIES[stem])
-        ax.set_title("Fig. 3.11-like: unscrambling, few-shot", fontsize=10)
-        for ax in (axes[0, 0], axes[0, 1], axes[0, 2]):
-            ax.set_xscale("log")
-            ax.set_xlabel("parameters")
-            ax.set_ylabel("accuracy %")
-            ax.legend(fontsize=7, ncol=2)
-        ax = axes[1, 0]
-        for m, job in zip(labels, jobs):
-            pts = [(h["step"], h["eval_loss"]) for h in job["history"] if "eval_loss" in h]
-            per_step = job["flops_per_token"] * s.batch_size * s.block_size
-            ax.plot([st * per_step for st, _ in pts], [v for _, v in pts], marker=".", alpha=0.6, label=m)
-        alpha, c_c, r2 = fit
-        xs = np.geomspace(min(compute), max(compute), 50)
-        ax.plot(xs, (c_c / xs) ** alpha, "k--", label=f"fit alpha={alpha:.3f}, R2={r2:.2f}")
-        ax.scatter(compute, [metrics[f"{m}/val_loss"].value for m in labels], color="k", zorder=3)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("training FLOPs")
-        ax.set_ylabel("held-out loss")
-        ax.set_title("Fig. 3.1-like: loss vs compute", fontsize=10)
-        ax.legend(fontsize=7)
-        ax = axes[1, 1]
-        for m in labels:
-            ks = list(corpus.sst2_shots)
-            series(ax, [max(k, 0.5) for k in ks], [f"{m}/sst2/k{k}/acc" for k in ks], label=m)
-        ax.set_xscale("log")
-        ax.set_xlabel("K (0 drawn at 0.5)")
-        ax.set_ylabel("accuracy %")
-        ax.axhline(50, color="grey", lw=0.5)
-        ax.set_title("SST-2 in-context: accuracy vs K", fontsize=10)
-        ax.legend(fontsize=7)
-        ax = axes[1, 2]
-        series(ax, params, [f"{m}/lambada/acc" for m in labels], label="ours")
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters")
-        ax.set_ylabel("accuracy %")
-        ax.set_title("LAMBADA zero-shot", fontsize=10)
-        fig.suptitle(f"GPT-3 size sweep ({scale} scale), 95% CI", fontsize=11)
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_gpt3_sweep.png")
 
 
 __all__ = ["GPT3", "SCALES", "ScaleSettings", "Size", "load_corpus", "model_config", "train_config",

@@ -50,7 +50,6 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -64,6 +63,7 @@ from harness.metrics import (
     mean_with_ci,
     paired_bootstrap_diff,
 )
+from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
 from papers import bert as bert_paper
 from papers import t0 as t0_paper
@@ -917,6 +917,45 @@ class PEFT(Paper):
                                "their resolution"),
         ]
 
+    def plots(self, scale: str) -> list[Figure]:
+        """The encoder arm per method (score gap, trained share, step cost), the few-shot arm (P-C4) and
+        the size sweeps (P-C2). Score gaps and trained shares are fractions, drawn as stored."""
+        s = SCALES[scale]
+        names = [r.name for r in s.recipes]
+
+        def bars(title: str, keys: list[str], **kw) -> Panel:
+            return Panel(title, (Series(title, tuple(keys)),), kind="bars", **kw)
+
+        # Each method is one bar here, where the old figure put each at its trained share on a log axis: a panel's
+        # series share one x, and every method's share is a different key. Step costs are drawn as measured: their
+        # ratio to full fine-tuning is no stored metric.
+        encoder = Figure("encoder", f"PEFT on the encoder ({scale} scale)", (
+            bars("GLUE average - full fine-tuning (P-C1, P-C3)", [f"glue/{n}/gap" for n in names] + ["glue/majority/gap"],
+                 xlabel="score gap (fraction)", reference=0.0),
+            bars("trained parameters (share of the base)", [f"cost/encoder/{n}/trainable_share" for n in names],
+                 log_x=True),
+            bars("training memory (MB)", [f"cost/encoder/{n}/train_memory_mb" for n in names]),
+            bars("training tokens/s", [f"cost/encoder/{n}/train_tokens_per_s" for n in names]),
+        ))
+        fewshot = Figure("fewshot", f"PEFT few-shot, {s.fewshot_k} examples per task ({scale} scale)", (
+            bars("accuracy (P-C4)", [f"fewshot/{n}/acc" for n in FEWSHOT_METHODS], xlabel="accuracy x100"),
+            bars("trained parameters", [f"fewshot/{n}/trainable" for n in FEWSHOT_METHODS], log_x=True),
+        ))
+
+        def sweep(title: str, labels: list[str]) -> Panel:
+            gaps = [Series(METHOD_NAMES[n], tuple(f"sweep/{label}/{n}/gap" for label in labels))
+                    for n in names if n != "full"]
+            majority = Series("majority class", tuple(f"sweep/{label}/majority/gap" for label in labels), dashed=True)
+            return Panel(title, (*gaps, majority), x=tuple(f"cost/{label}/full/trainable" for label in labels),
+                         xlabel="parameters", ylabel=f"{', '.join(s.sweep_tasks)} - full fine-tuning (fraction)",
+                         log_x=True, reference=0.0)
+
+        sweeps = Figure("sweeps", f"PEFT gap to full fine-tuning vs size ({scale} scale)", (
+            sweep("LM-adapted T5: gap to full vs size (P-C2: prompt tuning)", s.encdec_labels),
+            sweep("Decoders: gap to full vs size", [z.label for z in s.decoder_sizes]),
+        ))
+        return [encoder, fewshot, sweeps]
+
     # -- the runs ----------------------------------------------------------------------------------
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """One fine-tuning seed (the runner calls this once per seed and merges the metrics over seeds):
@@ -975,13 +1014,12 @@ class PEFT(Paper):
                              for b in bases.values()},
                    "virtual_token_room": room, "fewshot_prompt_length": prompt_length, "profile_length": length,
                    "seeds": seeds}
-        figure = self.figure(scale, s, metrics)
         tables = {"Choosing a method: cost and score gap to full fine-tuning, per base (same steps)":
                       self.choice_table(s, metrics, bases),
                   "Few-shot accuracy (P-C4, x100, pooled over tasks and subsets)": self.fewshot_table(s, metrics),
                   "XSum samples (main decoder)": self.xsum_samples(results)}
-        return Measured(metrics, configs, [str(figure)], self.notes(s, seeds, bases, results, room, prompt_length, length),
-                        tables)
+        return Measured(metrics, configs, notes=self.notes(s, seeds, bases, results, room, prompt_length, length),
+                        tables=tables)
 
     # -- metrics -----------------------------------------------------------------------------------
     def score(self, s: ScaleSettings, seed: int, data: dict, results: dict, costs: dict, main: Base) -> dict:
@@ -1179,75 +1217,6 @@ class PEFT(Paper):
             "claim's delta_source): an effect inside ±δ reads as not reproduced, one smaller than δ but real as "
             "reproduced, qualified.",
         ]
-
-    def figure(self, scale: str, s: ScaleSettings, m: dict) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 5, figsize=(25, 4.2))
-        colors = dict(zip(METHODS, plt.get_cmap("tab10").colors))
-
-        def err(x: MetricResult, k: float = 100) -> list[list[float]]:
-            return [[k * (x.value - x.ci_low)], [k * (x.ci_high - x.value)]]
-
-        ax = axes[0]
-        for r in s.recipes:
-            gap, share = m[f"glue/{r.name}/gap"], m[f"cost/encoder/{r.name}/trainable_share"].value
-            ax.errorbar([100 * share], [100 * gap.value], yerr=err(gap), fmt="o", capsize=3, color=colors[r.name],
-                        label=METHOD_NAMES[r.name])
-        ax.axhline(0, color="k", lw=0.8)
-        ax.axhline(100 * m["glue/majority/gap"].value, color="gray", ls="--", lw=0.8, label="majority class")
-        ax.set_xscale("log")
-        ax.set_xlabel("trained parameters (% of the base)")
-        ax.set_ylabel("GLUE average - full fine-tuning (points)")
-        ax.set_title("Encoder: score gap vs parameters (P-C1, P-C3)", fontsize=10)
-        ax.legend(fontsize=7)
-        for ax, labels, title in ((axes[1], s.encdec_labels, "LM-adapted T5: gap to full vs size (P-C2: prompt tuning)"),
-                                  (axes[4], [z.label for z in s.decoder_sizes], "Decoders: gap to full vs size")):
-            params = [m[f"cost/{label}/full/trainable"].value for label in labels]
-            for r in s.recipes:
-                if r.name == "full":
-                    continue
-                gaps = [m[f"sweep/{label}/{r.name}/gap"] for label in labels]
-                ax.errorbar(params, [100 * g.value for g in gaps],
-                            yerr=[[100 * (g.value - g.ci_low) for g in gaps], [100 * (g.ci_high - g.value) for g in gaps]],
-                            marker="o", capsize=3, color=colors[r.name], lw=2.5 if r.name == "prompt" else 1,
-                            alpha=1 if r.name == "prompt" else 0.45, label=METHOD_NAMES[r.name])
-            ax.axhline(0, color="k", lw=0.8)
-            ax.plot(params, [100 * m[f"sweep/{label}/majority/gap"].value for label in labels], color="gray", ls="--",
-                    lw=0.8, label="majority class")
-            ax.set_xscale("log")
-            ax.set_xlabel("parameters")
-            ax.set_ylabel(f"{', '.join(s.sweep_tasks)} - full fine-tuning (points)")
-            ax.set_title(title, fontsize=10)
-            ax.legend(fontsize=7)
-        ax = axes[2]
-        for method in FEWSHOT_METHODS:
-            acc = m[f"fewshot/{method}/acc"]
-            ax.errorbar([m[f"fewshot/{method}/trainable"].value], [100 * acc.value], yerr=err(acc), fmt="s", capsize=3,
-                        color=colors[method], label=METHOD_NAMES[method])
-        ax.set_xscale("log")
-        ax.set_xlabel("trained parameters")
-        ax.set_ylabel("accuracy x100")
-        ax.set_title(f"Few-shot, {s.fewshot_k} examples per task (P-C4)", fontsize=10)
-        ax.legend(fontsize=7)
-        ax = axes[3]
-        names = [r.name for r in s.recipes]
-        xs = np.arange(len(names))
-        for off, key, label in ((-0.2, "train_memory_mb", "training memory"),
-                                (0.2, "train_tokens_per_s", "training tokens/s")):
-            full = m[f"cost/encoder/full/{key}"].value
-            ax.bar(xs + off, [m[f"cost/encoder/{n}/{key}"].value / full for n in names], 0.4, label=label)
-        ax.axhline(1, color="k", lw=0.8)
-        ax.set_xticks(xs, [METHOD_NAMES[n] for n in names], rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("relative to full fine-tuning")
-        ax.set_title("Encoder: cost of a training step", fontsize=10)
-        ax.legend(fontsize=7)
-        fig.suptitle(f"PEFT family ({scale} scale), 95% CI", fontsize=11)
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_peft.png")
 
 
 def fewshot_prompt_length(config: ModelConfig, s: ScaleSettings) -> int:

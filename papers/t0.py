@@ -41,6 +41,7 @@ import torch
 
 from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.metrics import MetricResult, mean_with_ci, over_prompts, paired_bootstrap_diff
+from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
 from papers import t5 as t5_paper
 from papers.glue import PRACTICAL_GLUE_DELTA, GlueTask, glue_delta, majority
@@ -447,6 +448,34 @@ class T0(Paper):
                                f"= {gap_11 / 100:.3f}, {rule}: δ = {d_c4}"),
         ]
 
+    def plots(self, scale: str) -> list[Figure]:
+        """T0-C1..C4 as the paper draws them: held-out datasets, prompts and datasets in training, size.
+        Medians, spreads and means over prompts are fractions (drawn as stored, not x100)."""
+        s = SCALES[scale]
+        main = s.main.label
+        tasks = [t.split("/", 1)[1] for t in sorted(HELD_OUT)]
+        prompts = sorted(s.prompts, key=lambda p: p or 10**9)  # ALL (0) last
+        datasets = sorted(s.datasets, key=lambda k: k or 10**9)
+        who = (("base", "LM-adapted base"), ("t0", "T0 (multitask)"))
+        return [Figure("zero_shot", f"T0 ({scale} scale)", (
+            Panel("T0-C1: held-out datasets",
+                  tuple(Series(name, tuple(f"size/{main}/{w}/{t}/median" for t in tasks)) for w, name in who),
+                  x=tuple(tasks), ylabel="median accuracy over prompts"),
+            Panel("T0-C2 (Fig. 6)",
+                  tuple(Series(name, tuple(f"prompts/{p or 'all'}/{key}" for p in prompts))
+                        for key, name in (("median", "median"), ("spread", "spread (std)"))),
+                  x=tuple(str(p or "all") for p in prompts), xlabel="prompts per training dataset"),
+            Panel("T0-C3 (Fig. 7)",
+                  (Series("median over prompts", tuple(f"datasets/{k or 'all'}/median" for k in datasets)),),
+                  x=tuple(str(k or "all") for k in datasets), xlabel="training datasets (nested)",
+                  ylabel="median accuracy over prompts"),
+            Panel("T0-C4: size",
+                  tuple(Series(name, tuple(f"size/{z.label}/{w}/mean" for z in s.sizes)) for w, name in who),
+                  # the base and T0 share one architecture: the base's count places both
+                  x=tuple(f"size/{z.label}/base/params" for z in s.sizes), xlabel="parameters",
+                  ylabel="accuracy, mean over prompts", log_x=True),
+        ))]
+
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """One training seed (the runner calls this once per seed and merges the metrics)."""
         seed = one_seed(seeds)
@@ -464,11 +493,10 @@ class T0(Paper):
                    "adaptation": dataclasses.asdict(adapt_config(s, t5_settings(s, s.main), seed)),
                    "training_files": {r.label: training_stems(r, seed) for r in runs if r.trained},
                    "held_out": HELD_OUT, "vocab": len(corpus.tokenizer)}
-        figure = self.figure(scale, s, metrics)
         seconds = {f"base {z.label}": t for z, t in zip(s.sizes, pre_seconds)}
         seconds.update({r.label: d["seconds"] for r, d in zip(runs, done) if r.trained})
-        return Measured(metrics, configs, [str(figure)], self.notes(s, by_label, seconds),
-                        {"Held-out accuracy per dataset (x100; median over prompts / mean over prompts)":
+        return Measured(metrics, configs, notes=self.notes(s, by_label, seconds),
+                        tables={"Held-out accuracy per dataset (x100; median over prompts / mean over prompts)":
                          self.table(s, runs, by_label)})
 
     # -- metrics ---------------------------------------------------------------------------------
@@ -545,63 +573,6 @@ class T0(Paper):
             "label for every item) on the same items. The numbers in these notes are the last seed's.",
             "Seconds (cached runs keep their original time): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + ".",
         ]
-
-    def figure(self, scale: str, s: ScaleSettings, m: dict) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        def err(ms):
-            return [[100 * (x.value - x.ci_low) for x in ms], [100 * (x.ci_high - x.value) for x in ms]]
-
-        fig, axes = plt.subplots(1, 4, figsize=(19, 4))
-        ax = axes[0]
-        tasks = [t.split("/", 1)[1] for t in sorted(HELD_OUT)]
-        xs = np.arange(len(tasks))
-        main = s.main.label
-        for off, who, color in ((-0.2, "base", "#999999"), (0.2, "t0", "#4c72b0")):
-            ms = [m[f"size/{main}/{who}/{t}/median"] for t in tasks]
-            ax.bar(xs + off, [100 * x.value for x in ms], 0.4, yerr=err(ms), capsize=3, color=color,
-                   label="LM-adapted base" if who == "base" else "T0 (multitask)")
-        ax.set_xticks(xs, tasks)
-        ax.set_ylabel("median accuracy over prompts (x100)")
-        ax.set_title("T0-C1: held-out datasets", fontsize=10)
-        ax.legend(fontsize=8)
-        ax = axes[1]
-        ps = sorted(s.prompts, key=lambda p: p or 10**9)
-        labels = [str(p or "all") for p in ps]
-        for key, color, name in (("median", "#4c72b0", "median"), ("spread", "#dd8452", "spread (std)")):
-            ms = [m[f"prompts/{p or 'all'}/{key}"] for p in ps]
-            ax.errorbar(range(len(ps)), [100 * x.value for x in ms], yerr=err(ms), marker="o", capsize=3,
-                        color=color, label=name)
-        ax.set_xticks(range(len(ps)), labels)
-        ax.set_xlabel("prompts per training dataset")
-        ax.set_title("T0-C2 (Fig. 6)", fontsize=10)
-        ax.legend(fontsize=8)
-        ax = axes[2]
-        ks = sorted(s.datasets, key=lambda k: k or 10**9)
-        ms = [m[f"datasets/{k or 'all'}/median"] for k in ks]
-        ax.errorbar(range(len(ks)), [100 * x.value for x in ms], yerr=err(ms), marker="o", capsize=3,
-                    label="median over prompts")
-        ax.set_xticks(range(len(ks)), [str(k or "all") for k in ks])
-        ax.set_xlabel("training datasets (nested)")
-        ax.set_title("T0-C3 (Fig. 7)", fontsize=10)
-        ax.legend(fontsize=8)
-        ax = axes[3]
-        for who, color, name in (("base", "#999999", "LM-adapted base"), ("t0", "#4c72b0", "T0 (multitask)")):
-            params = [m[f"size/{z.label}/{who}/params"].value for z in s.sizes]
-            ms = [m[f"size/{z.label}/{who}/mean"] for z in s.sizes]
-            ax.errorbar(params, [100 * x.value for x in ms], yerr=err(ms), marker="o", capsize=3, color=color,
-                        label=name)
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters")
-        ax.set_ylabel("accuracy, mean over prompts (x100)")
-        ax.set_title("T0-C4: size", fontsize=10)
-        ax.legend(fontsize=8)
-        fig.suptitle(f"T0 ({scale} scale), 95% CI", fontsize=11)
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_t0.png")
 
 
 __all__ = ["T0", "SCALES", "HELD_OUT", "HELD_OUT_TYPES", "plan", "t0_mixture", "training_stems"]

@@ -42,6 +42,7 @@ import torch
 from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, bleu, paired_bootstrap_diff, rouge
+from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
 from repro.data import load
 from repro.data.objectives import (
@@ -703,6 +704,19 @@ class T5(Paper):
                                f"our most repeats, {most}), {share}: δ = {d['c5']}"),
         ]
 
+    def plots(self, scale: str) -> list[Figure]:
+        """Every pre-training row and the from-scratch one, multi-task fine-tuned: one bar each."""
+        labels = finetuned_labels(SCALES[scale])
+
+        def bars(title: str, metric: str) -> Panel:
+            return Panel(title, (Series(metric, tuple(f"{label}/{metric}" for label in labels)),), kind="bars")
+
+        return [Figure("ablations", f"T5 pre-training ablations, multi-task fine-tuned ({scale} scale)", (
+            bars("GLUE dev average (x100)", "glue/avg"),
+            bars("Multi30k en-de BLEU", "ende/bleu"),
+            bars("XSum ROUGE-L", "xsum/rougeL"),
+        ))]
+
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """One training seed (the runner calls this once per seed and merges the metrics)."""
         seed = one_seed(seeds)
@@ -736,9 +750,9 @@ class T5(Paper):
                    "pretrain": dataclasses.asdict(pretrain_config(s, seed)),
                    "finetune": dataclasses.asdict(finetune_config(s, seed)),
                    "mixture_rates": corpus.mixture_rates, "vocab": len(corpus.tokenizer), "seeds": seeds}
-        figure = self.figure(scale, labels, metrics)
-        return Measured(metrics, configs, [str(figure)], self.notes(s, corpus, metrics, seconds),
-                        {"GLUE dev per task (measured, x100; avg = mean of the five task scores)": self.table(labels, metrics),
+        return Measured(metrics, configs, notes=self.notes(s, corpus, metrics, seconds),
+                        tables={"GLUE dev per task (measured, x100; avg = mean of the five task scores)":
+                                    self.table(labels, metrics),
                          "Decoded samples (baseline: span corruption)": self.samples(s, corpus, done[0]["predictions"])})
 
     # -- report ----------------------------------------------------------------------------------
@@ -810,29 +824,6 @@ class T5(Paper):
             "Training seconds (cached runs keep their original time): "
             + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + ".",
         ]
-
-    def figure(self, scale: str, labels: list[str], metrics: dict) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-        for ax, key, title, factor in ((axes[0], "glue/avg", "GLUE dev average (x100)", 100),
-                                       (axes[1], "ende/bleu", "Multi30k en-de BLEU", 1),
-                                       (axes[2], "xsum/rougeL", "XSum ROUGE-L", 1)):
-            ms = [metrics[f"{label}/{key}"] for label in labels]
-            values = [factor * (m.value if m.value is not None and not math.isnan(m.value) else 0.0) for m in ms]
-            errors = [[factor * max(0.0, (m.value - m.ci_low)) if m.has_ci else 0.0 for m in ms],
-                      [factor * max(0.0, (m.ci_high - m.value)) if m.has_ci else 0.0 for m in ms]]
-            ax.barh(range(len(ms)), values, xerr=errors, capsize=3,
-                    color=["#dd8452" if label == NO_PRETRAINING else "#4c72b0" for label in labels])
-            ax.set_yticks(range(len(ms)), labels, fontsize=8)
-            ax.invert_yaxis()
-            ax.set_title(title, fontsize=10)
-        fig.suptitle(f"T5 pre-training ablations, multi-task fine-tuned ({scale} scale), 95% CI", fontsize=11)
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_t5_ablations.png")
 
 
 __all__ = ["T5", "SCALES", "Pretraining", "pretrainings", "stsb_target", "text_pair"]

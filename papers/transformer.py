@@ -30,6 +30,7 @@ import torch
 
 from harness.claims import Claim, all_of, approximately_equal, greater, monotone
 from harness.metrics import MetricResult, bleu, perplexity
+from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
 from repro.data import load
 from repro.data.objectives import seq2seq_pairs
@@ -334,6 +335,19 @@ class Transformer(Paper):
                                      "BLEU")),
         ]
 
+    def plots(self, scale: str) -> list[Figure]:
+        """Every Table 3 row's test BLEU and dev perplexity, one bar each (the GRU baseline is the
+        last bar, `gru_attention`)."""
+        labels = [v.label for v in variants(SCALES[scale])]
+
+        def bars(title: str, metric: str) -> Panel:
+            return Panel(title, (Series(metric, tuple(f"{label}/{metric}" for label in labels)),), kind="bars")
+
+        return [Figure("ablations", f"Transformer Table 3 ablations on Multi30k ({scale} scale)", (
+            bars("test BLEU (higher is better)", "test/bleu"),
+            bars("dev perplexity per BPE token (lower is better)", "dev/perplexity"),
+        ))]
+
     def measure(self, scale: str, seeds: list[int]) -> Measured:
         """Train every variant with the one seed the runner passes (it calls this once per seed and
         merges the metrics over seeds) and score it: test BLEU, dev and train perplexity."""
@@ -369,7 +383,6 @@ class Transformer(Paper):
                 metrics["base/test/bleu_last_checkpoint"] = bleu(translate(trained.last, corpus, corpus.test), refs)
                 samples = [{"source (en)": src, "reference (de)": ref, "ours (base, beam 4)": hyp}
                            for (src, ref), hyp in list(zip(corpus.test_text, hyps))[: s.n_samples]]
-        figure = self.figure(scale, metrics)
         signature = metrics["base/test/bleu"].extra["signature"]
         notes = [
             f"Multi30k en->de: {len(corpus.train):,} training pairs, {len(corpus.dev):,} validation, {len(corpus.test):,} "
@@ -386,28 +399,7 @@ class Transformer(Paper):
             "numbers shown beside them. Each claim's δ is the paper's effect relative to its base row, carried to our "
             f"cpu base row's level ({', '.join(f'{k} {v:g}' for k, v in CPU_LEVELS.items())}).",
         ]
-        return Measured(metrics, configs, [str(figure)], notes, {"Translation samples (test_2016_flickr)": samples})
-
-    def figure(self, scale: str, metrics: dict) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        labels = [v.label for v in variants(SCALES[scale])]
-        fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-        for ax, key, title in ((axes[0], "test/bleu", "test BLEU (higher is better)"),
-                               (axes[1], "dev/perplexity", "dev perplexity per BPE token (lower is better)")):
-            ms = [metrics[f"{label}/{key}"] for label in labels]
-            ax.barh(range(len(ms)), [m.value for m in ms],
-                    xerr=[[m.value - m.ci_low for m in ms], [m.ci_high - m.value for m in ms]], capsize=3,
-                    color=["#4c72b0" if label != "gru_attention" else "#dd8452" for label in labels])
-            ax.set_yticks(range(len(ms)), labels, fontsize=8)
-            ax.invert_yaxis()
-            ax.set_title(title, fontsize=10)
-        fig.suptitle(f"Transformer Table 3 ablations on Multi30k ({scale} scale), 95% CI", fontsize=11)
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_transformer_ablations.png")
+        return Measured(metrics, configs, notes=notes, tables={"Translation samples (test_2016_flickr)": samples})
 
 
 __all__ = ["Transformer", "SCALES", "variants"]

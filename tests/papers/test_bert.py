@@ -42,7 +42,7 @@ def test_bert_smoke_run_records_metrics_verdicts_and_the_glue_table(tmp_path, mo
     assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
     table = next(iter(record.extra["tables"].values()))
     assert [row["row"] for row in table][0] == "BERT (MLM + NSP)" and "(92.7)" in table[0]["sst2 (acc)"]
-    assert (tmp_path / "figures" / "smoke_bert.png").exists()
+    assert [f["name"] for f in record.extra["plots"]] == ["pretraining"]  # declared; the report draws them
 
 
 def test_recipe_is_the_papers():

@@ -30,7 +30,7 @@ def test_flan_smoke_run_records_every_claim_metric(tmp_path, monkeypatch):
         assert metric["n"] > 0 and metric["ci_low"] <= metric["value"] <= metric["ci_high"], key
     assert {c["id"] for c in record.claims} == {"F-C1", "F-C2", "F-C3", "F-C4", "F-C5"}
     assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
-    assert (tmp_path / "figures" / "smoke_flan.png").exists()
+    assert [f["name"] for f in record.extra["plots"]] == ["zero_shot"]  # declared; the report draws them
     assert record.metrics["zero_shot/nli/flan"]["extra"]["reported_id"] == "nli_avg"
 
 

@@ -168,7 +168,7 @@ def test_gpt1_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
     assert {c["id"] for c in record.claims} == {"G1-C1", "G1-C2", "G1-C3", "G1-C4", "G1-C5"}
     assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
     assert record.reported and all(r["table_figure"] for r in record.reported)
-    assert (tmp_path / "figures" / "smoke_gpt1.png").exists()
+    assert [f["name"] for f in record.extra["plots"]] == ["transfer"]  # declared; the report draws them
     assert len(record.extra["tables"]["Table 5 at this scale (measured; paper in parentheses, x100)"]) == 4
 
 

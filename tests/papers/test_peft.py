@@ -44,7 +44,7 @@ def test_peft_smoke_run_records_every_claim_metric(tmp_path, monkeypatch):
     assert len(choice) == (len(peft.METHODS) + 1) * (1 + len(s.sweep_labels))  # + the majority-class floor
     assert s.encdec_labels and all(f"sweep/{label}/prompt/gap" in record.metrics for label in s.encdec_labels)
     assert record.metrics[f"sweep/{s.encdec_labels[-1]}/prompt/gap"]["extra"]["reported_id"] == "prompt_tuning_scale"
-    assert (tmp_path / "figures" / "smoke_peft.png").exists()
+    assert [f["name"] for f in record.extra["plots"]] == ["encoder", "fewshot", "sweeps"]  # declared; the report draws them
     assert record.metrics["glue/lora/gap"]["extra"]["reported_id"] == "lora_roberta_base"
 
 

@@ -27,7 +27,7 @@ def test_t0_smoke_run_records_every_claim_metric(tmp_path, monkeypatch):
         assert metric["n"] > 0 and metric["ci_low"] <= metric["value"] <= metric["ci_high"], key
     assert {c["id"] for c in record.claims} == {"T0-C1", "T0-C2", "T0-C3", "T0-C4"}
     assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
-    assert (tmp_path / "figures" / "smoke_t0.png").exists()
+    assert [f["name"] for f in record.extra["plots"]] == ["zero_shot"]  # declared; the report draws them
     largest = t0.SCALES["smoke"].sizes[-1].label
     assert record.metrics[f"size/{largest}/t0/rte/mean"]["extra"]["reported_id"] == "heldout_rte_t0"
     # every trained run saw P3 files, the sweeps' arms fewer than the full mixture

@@ -53,7 +53,7 @@ def test_t5_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
     assert {c["id"] for c in record.claims} == {"T5-C1", "T5-C2", "T5-C3", "T5-C4", "T5-C5"}
     assert all(c["status"] in STATUSES and c["explanation"] for c in record.claims)
     assert record.extra["tables"]["Decoded samples (baseline: span corruption)"]
-    assert (tmp_path / "figures" / "smoke_t5_ablations.png").exists()
+    assert [f["name"] for f in record.extra["plots"]] == ["ablations"]  # declared; the report draws them
 
 
 def test_pretraining_recipe_is_the_papers():
