@@ -62,12 +62,12 @@ class Figure:
 
 def _value(metrics: dict[str, Any], key: str) -> tuple[float, float, float] | None:
     """(value, low, high) of a metric in the displayed unit, or None when it was not measured."""
-    from harness.report import _unit  # the report's one rule for percentage-type metrics
+    from harness.metrics import display_factor  # the one rule for percentage-type metrics
 
     m = metrics.get(key)
     if not m or not isinstance(m.get("value"), (int, float)) or not math.isfinite(m["value"]):
         return None
-    factor = _unit(key)
+    factor = display_factor(key)
     v = m["value"] * factor
     lo = m["ci_low"] * factor if isinstance(m.get("ci_low"), (int, float)) else v
     hi = m["ci_high"] * factor if isinstance(m.get("ci_high"), (int, float)) else v
