@@ -94,8 +94,10 @@ def draw(figure: Figure, metrics: dict[str, Any], out: Path) -> Path | None:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.6, 3.8), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        # scales first: setting one afterwards resets the tick labels below
-        ax.set_xscale("log" if panel.log_x else "linear")
+        # scales first: setting one afterwards resets the tick labels below. One x value on a log
+        # axis gives it no width (nothing is drawn), so that panel stays linear
+        one_x = len(set(panel.x)) < 2 and panel.kind != "bars"
+        ax.set_xscale("log" if panel.log_x and not one_x else "linear")
         ax.set_yscale("log" if panel.log_y else "linear")
         if panel.kind == "bars":
             keys = [k for s in panel.series for k in s.keys]

@@ -96,8 +96,8 @@ def forest_figure(record, out: Path) -> Path | None:
     return _save(fig, out)
 
 
-PERCENT_NOTE = ("Accuracies, F1, MCC, correlations, ROUGE and GLUE averages are shown x100 (percent, or points "
-                "for their differences), as the papers print them.")
+PERCENT_NOTE = ("Accuracies, F1, MCC, correlations and GLUE averages are shown x100 (percent, or points for their "
+                "differences), as the papers print them; ROUGE and BLEU are 0-100 already.")
 
 
 def _scaled(x, factor: float):
