@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics import MetricResult, _plain, paired_bootstrap_diff, paired_bootstrap_ratio
+from harness.metrics import MetricResult, _plain, display_factor, paired_bootstrap_diff, paired_bootstrap_ratio
 from harness.seeds import SeedInterval, power_note, seed_interval, seeds_of
 
 __all__ = [
@@ -198,12 +198,14 @@ def _side(interval: _Interval, threshold: float) -> str:
     return "straddles"
 
 
-def _fmt(x: float | None) -> str:
-    return "nan" if x is None or not math.isfinite(x) else f"{x:.4g}"
+def _fmt(x: float | None, factor: float = 1.0) -> str:
+    """A number as explanations print it: x `factor` (100 for percentage-type metrics, see
+    harness.metrics.display_factor), four significant digits."""
+    return "nan" if x is None or not math.isfinite(x) else f"{x * factor:.4g}"
 
 
-def _fmt_interval(iv: _Interval) -> str:
-    return f"{_fmt(iv.point)} [{_fmt(iv.lo)}, {_fmt(iv.hi)}]"
+def _fmt_interval(iv: _Interval, factor: float = 1.0) -> str:
+    return f"{_fmt(iv.point, factor)} [{_fmt(iv.lo, factor)}, {_fmt(iv.hi, factor)}]"
 
 
 def _one_seed_rule(single_seed: bool, status: str, why: str, extra: dict[str, Any]) -> tuple[str, str]:
@@ -215,7 +217,8 @@ def _one_seed_rule(single_seed: bool, status: str, why: str, extra: dict[str, An
     return status, why
 
 
-def _decide(gain: _Interval, delta: float | None, threshold: float = 0.0) -> tuple[str, str, dict[str, Any]]:
+def _decide(gain: _Interval, delta: float | None, threshold: float = 0.0,
+            factor: float = 1.0) -> tuple[str, str, dict[str, Any]]:
     """The one verdict rule of every comparison. `gain` is the effect's interval signed so that
     positive is the claimed direction; `delta` the claim's minimum effect of interest (stated
     before the run, in the metric's units); `threshold` a margin the effect must clear (0 mostly).
@@ -226,27 +229,30 @@ def _decide(gain: _Interval, delta: float | None, threshold: float = 0.0) -> tup
                     (an equivalence test: no effect as large as the claim's);
     inconclusive    neither; with the power note (what the current seeds can detect, how many seeds
                     an effect of delta needs). One training seed never decides a training-time claim.
+
+    The explanation prints numbers x `factor` (the metric's display unit); evidence keeps them raw.
     """
     extra: dict[str, Any] = {}
     t = threshold
+    t_shown, d_shown = t * factor, (delta or 0.0) * factor
     if gain.lo > t:
-        status, why = REPRODUCED, "the interval lies beyond " + (f"the margin {t:g}" if t else "0") + " in the claimed direction"
+        status, why = REPRODUCED, "the interval lies beyond " + (f"the margin {t_shown:g}" if t else "0") + " in the claimed direction"
         if delta and gain.hi < t + delta:
             extra["smaller_than_delta"] = True
-            why += f", but wholly below δ = {delta:g}: a real effect, smaller than the claim's"
+            why += f", but wholly below δ = {d_shown:g}: a real effect, smaller than the claim's"
     elif gain.hi < t:
-        status, why = NOT_REPRODUCED, "the interval lies beyond " + (f"the margin {t:g}" if t else "0") + " in the opposite direction"
+        status, why = NOT_REPRODUCED, "the interval lies beyond " + (f"the margin {t_shown:g}" if t else "0") + " in the opposite direction"
     elif delta and gain.lo > t - delta and gain.hi < t + delta:
-        status, why = NOT_REPRODUCED, f"the interval lies within ±δ = {delta:g}: no effect as large as the claim's"
+        status, why = NOT_REPRODUCED, f"the interval lies within ±δ = {d_shown:g}: no effect as large as the claim's"
     else:
         status = INCONCLUSIVE
-        why = "the interval contains " + (f"the margin {t:g}" if t else "0") + (
-            f" and reaches beyond ±δ = {delta:g}" if delta else " (no δ stated: no equivalence test)")
+        why = "the interval contains " + (f"the margin {t_shown:g}" if t else "0") + (
+            f" and reaches beyond ±δ = {d_shown:g}" if delta else " (no δ stated: no equivalence test)")
     status, why = _one_seed_rule(gain.single_seed, status, why, extra)
     if status == INCONCLUSIVE and gain.seeds is not None:
-        extra["power"] = power_note(gain.seeds, delta)
+        extra["power"] = power_note(gain.seeds, delta, factor)
         why += "; " + extra["power"].get("advice", f"minimum detectable effect "
-                                                  f"{_fmt(extra['power'].get('minimum_detectable_effect'))}")
+                                                  f"{_fmt(extra['power'].get('minimum_detectable_effect'), factor)}")
     return status, why, extra
 
 
@@ -309,17 +315,18 @@ class _Greater(Predicate):
         return (self.a_key, self.b_key)
 
     def describe(self) -> str:
-        m = f" + {self.margin:g}" if self.margin else ""
-        d = f", δ = {self.delta:g}" if self.delta else ""
+        factor = display_factor(self.a_key, self.b_key)
+        m = f" + {self.margin * factor:g}" if self.margin else ""
+        d = f", δ = {self.delta * factor:g}" if self.delta else ""
         return f"{self.a_key} > {self.b_key}{m}{d}: the 95% interval of {self.a_key} - {self.b_key} decides ({RULE})"
 
     def _evaluate(self, metrics: dict[str, MetricResult]) -> Verdict:
         a, b = metrics[self.a_key], metrics[self.b_key]
-        diff = _difference(self.a_key, a, self.b_key, b)
-        status, why, extra = _decide(diff, self.delta, self.margin)
+        diff, factor = _difference(self.a_key, a, self.b_key, b), display_factor(self.a_key, self.b_key)
+        status, why, extra = _decide(diff, self.delta, self.margin, factor)
         evidence = {"metrics": {self.a_key: _summary(a), self.b_key: _summary(b)}, "difference": diff.as_dict(),
                     "margin": self.margin, "delta": self.delta, "method": diff.method, **extra}
-        return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff)}; {why}")
+        return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff, factor)}; {why}")
 
 
 def greater(a_key: str, b_key: str, margin: float = 0.0, *, delta: float | None = None) -> Predicate:
@@ -341,16 +348,16 @@ class _Sign(Predicate):
 
     def describe(self) -> str:
         sign = ">" if self.expected_sign > 0 else "<"
-        d = f", δ = {self.delta:g}" if self.delta else ""
+        d = f", δ = {self.delta * display_factor(self.a_key, self.b_key):g}" if self.delta else ""
         return f"{self.a_key} {sign} {self.b_key}{d}: the 95% interval of the difference decides ({RULE})"
 
     def _evaluate(self, metrics: dict[str, MetricResult]) -> Verdict:
         a, b = metrics[self.a_key], metrics[self.b_key]
-        diff = _difference(self.a_key, a, self.b_key, b)
-        status, why, extra = _decide(diff if self.expected_sign > 0 else diff.flipped(), self.delta)
+        diff, factor = _difference(self.a_key, a, self.b_key, b), display_factor(self.a_key, self.b_key)
+        status, why, extra = _decide(diff if self.expected_sign > 0 else diff.flipped(), self.delta, factor=factor)
         evidence = {"metrics": {self.a_key: _summary(a), self.b_key: _summary(b)}, "difference": diff.as_dict(),
                     "expected_sign": self.expected_sign, "delta": self.delta, "method": diff.method, **extra}
-        return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff)}; {why}")
+        return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff, factor)}; {why}")
 
 
 def sign_of_difference(a_key: str, b_key: str, expected_sign: int | str, *, delta: float | None = None) -> Predicate:
@@ -372,25 +379,25 @@ class _ApproxEqual(Predicate):
         return (self.a_key, self.b_key)
 
     def describe(self) -> str:
-        t = self.tolerance
+        t = self.tolerance * display_factor(self.a_key, self.b_key)
         return (f"|{self.a_key} - {self.b_key}| <= {t:g}: reproduced if the 95% CI of the difference lies within "
                 f"[-{t:g}, {t:g}], not reproduced if it lies entirely outside, inconclusive otherwise")
 
     def _evaluate(self, metrics: dict[str, MetricResult]) -> Verdict:
         a, b = metrics[self.a_key], metrics[self.b_key]
-        diff = _difference(self.a_key, a, self.b_key, b)
+        diff, factor = _difference(self.a_key, a, self.b_key, b), display_factor(self.a_key, self.b_key)
         t = self.tolerance
         extra: dict[str, Any] = {}
         if diff.lo >= -t and diff.hi <= t:
-            status, why = REPRODUCED, f"the CI lies within ±{t:g}"
+            status, why = REPRODUCED, f"the CI lies within ±{t * factor:g}"
         elif diff.lo > t or diff.hi < -t:
-            status, why = NOT_REPRODUCED, f"the CI lies entirely outside ±{t:g}"
+            status, why = NOT_REPRODUCED, f"the CI lies entirely outside ±{t * factor:g}"
         else:
-            status, why = INCONCLUSIVE, f"the CI is too wide to decide against ±{t:g}"
+            status, why = INCONCLUSIVE, f"the CI is too wide to decide against ±{t * factor:g}"
         status, why = _one_seed_rule(diff.single_seed, status, why, extra)
         evidence = {"metrics": {self.a_key: _summary(a), self.b_key: _summary(b)}, "difference": diff.as_dict(),
                     "tolerance": t, "method": diff.method, **extra}
-        return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff)}; {why}")
+        return Verdict(status, evidence, f"{self.a_key} - {self.b_key} = {_fmt_interval(diff, factor)}; {why}")
 
 
 def approximately_equal(a_key: str, b_key: str, tolerance: float) -> Predicate:
@@ -476,7 +483,7 @@ class _Monotone(Predicate):
         return self.keys_in_order
 
     def describe(self) -> str:
-        d = f", δ = {self.delta:g} for last - first" if self.delta else ""
+        d = f", δ = {self.delta * display_factor(*self.keys_in_order):g} for last - first" if self.delta else ""
         return (f"{' -> '.join(self.keys_in_order)} {self.direction}{d}: the interval of last - first decides ({RULE}); "
                 f"not reproduced also if any consecutive step's interval lies beyond {self.tolerance:g} against the "
                 "claimed direction (a significant reversal)")
@@ -494,7 +501,8 @@ class _Monotone(Predicate):
             steps.append({"from": prev_key, "to": next_key, "gain": gain.as_dict(),
                           "reversed": gain.hi < -self.tolerance, "_single": gain.single_seed})
         ends = self._gain(keys[0], metrics[keys[0]], keys[-1], metrics[keys[-1]])
-        status, why, extra = _decide(ends, self.delta)
+        factor = display_factor(*keys)
+        status, why, extra = _decide(ends, self.delta, factor=factor)
         reversed_steps = [f"{s['from']}->{s['to']}" for s in steps if s["reversed"]]
         if reversed_steps and status != NOT_REPRODUCED:
             if any(s["_single"] for s in steps):
@@ -507,8 +515,8 @@ class _Monotone(Predicate):
             del s["_single"]
         evidence = {"metrics": {k: _summary(metrics[k]) for k in keys}, "steps": steps, "ends": ends.as_dict(),
                     "direction": self.direction, "tolerance": self.tolerance, "delta": self.delta, **extra}
-        values = ", ".join(f"{k}={_fmt(metrics[k].value)}" for k in keys)
-        return Verdict(status, evidence, f"{values}; last - first (as claimed) = {_fmt_interval(ends)}: {why}")
+        values = ", ".join(f"{k}={_fmt(metrics[k].value, factor)}" for k in keys)
+        return Verdict(status, evidence, f"{values}; last - first (as claimed) = {_fmt_interval(ends, factor)}: {why}")
 
 
 def monotone(keys_in_order: Sequence[str], direction: str = "increasing", tolerance: float = 0.0, *,

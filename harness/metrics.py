@@ -69,6 +69,22 @@ __all__ = [
 ]
 
 DEFAULT_RESAMPLES = 1000
+# Metrics the papers print as percentages (accuracy 92.7, MCC 52.1, ROUGE-L 34.2): measured and
+# stored as fractions, displayed x100 wherever a number is shown (claims' explanations, the report,
+# figures), so ours sit in the paper's unit and every metric has one unit everywhere
+# (ROUGE is not here: harness.metrics.rouge already reports 0-100.) A key names its unit by its last
+# part; T0's prompt statistics (median, mean, spread), BERT's steps_avg and the size sweeps' effect
+# are accuracies too. Keys named after an arm (FLAN's .../base, .../flan) or a gap of any metric
+# (PEFT's .../gap) do not say their unit and stay as stored.
+PERCENT_METRICS = frozenset({"acc", "acc_norm", "accuracy", "median_acc", "heldout_acc", "f1", "mcc", "pearson",
+                             "spearman", "exact_match", "avg", "over_majority", "worst_case_acc", "median", "mean",
+                             "spread", "steps_avg", "effect"})
+
+
+def display_factor(*keys: str) -> float:
+    """100 when every metric key (its last path part) names a percentage-type metric, else 1."""
+    return 100.0 if keys and all(k.rsplit("/", 1)[-1] in PERCENT_METRICS for k in keys) else 1.0
+
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95
 # Keep each (resamples x n) index block below this many entries (~40 MB of int64 indices).

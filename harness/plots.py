@@ -62,12 +62,12 @@ class Figure:
 
 def _value(metrics: dict[str, Any], key: str) -> tuple[float, float, float] | None:
     """(value, low, high) of a metric in the displayed unit, or None when it was not measured."""
-    from harness.report import _unit  # the report's one rule for percentage-type metrics
+    from harness.metrics import display_factor  # the one rule for percentage-type metrics
 
     m = metrics.get(key)
     if not m or not isinstance(m.get("value"), (int, float)) or not math.isfinite(m["value"]):
         return None
-    factor = _unit(key)
+    factor = display_factor(key)
     v = m["value"] * factor
     lo = m["ci_low"] * factor if isinstance(m.get("ci_low"), (int, float)) else v
     hi = m["ci_high"] * factor if isinstance(m.get("ci_high"), (int, float)) else v
@@ -94,8 +94,10 @@ def draw(figure: Figure, metrics: dict[str, Any], out: Path) -> Path | None:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.6, 3.8), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        # scales first: setting one afterwards resets the tick labels below
-        ax.set_xscale("log" if panel.log_x else "linear")
+        # scales first: setting one afterwards resets the tick labels below. One x value on a log
+        # axis gives it no width (nothing is drawn), so that panel stays linear
+        one_x = len(set(panel.x)) < 2 and panel.kind != "bars"
+        ax.set_xscale("log" if panel.log_x and not one_x else "linear")
         ax.set_yscale("log" if panel.log_y else "linear")
         if panel.kind == "bars":
             keys = [k for s in panel.series for k in s.keys]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.metrics import display_factor
 from harness.results import latest_runs
 from harness.scales import SCALES
 from harness.stability import read_stability
@@ -95,18 +96,8 @@ def forest_figure(record, out: Path) -> Path | None:
     return _save(fig, out)
 
 
-# Metrics the papers print as percentages (accuracy 92.7, MCC 52.1, ROUGE-L 34.2): measured as
-# fractions, shown x100 wherever the report prints them, so ours sit in the paper's unit
-PERCENT_METRICS = frozenset({"acc", "acc_norm", "accuracy", "median_acc", "heldout_acc", "f1", "mcc", "pearson",
-                             "spearman", "rouge1", "rouge2", "rougeL", "rougeLsum", "exact_match", "avg",
-                             "over_majority", "worst_case_acc"})
-PERCENT_NOTE = ("Accuracies, F1, MCC, correlations, ROUGE and GLUE averages are shown x100 (percent, or points "
-                "for their differences), as the papers print them.")
-
-
-def _unit(*keys: str) -> float:
-    """100 when every metric key names a percentage-type metric (its last path part), else 1."""
-    return 100.0 if keys and all(k.rsplit("/", 1)[-1] in PERCENT_METRICS for k in keys) else 1.0
+PERCENT_NOTE = ("Accuracies, F1, MCC, correlations and GLUE averages are shown x100 (percent, or points for their "
+                "differences), as the papers print them; ROUGE and BLEU are 0-100 already.")
 
 
 def _scaled(x, factor: float):
@@ -123,7 +114,7 @@ def _effects(evidence: dict) -> list[tuple[str, dict]]:
         if isinstance(evidence.get(key), dict):
             names = list(evidence.get("metrics", {}))
             what = f"{names[0]} − {names[1]}" if key == "difference" and len(names) == 2 else label
-            factor = 1.0 if key == "ratio" else _unit(*names)  # a ratio has no unit
+            factor = 1.0 if key == "ratio" else display_factor(*names)  # a ratio has no unit
             iv = {k: _scaled(v, factor) for k, v in evidence[key].items()}
             power = dict(evidence.get("power") or {})
             if "minimum_detectable_effect" in power:
@@ -227,7 +218,7 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
             continue
         rid = (m.get("extra") or {}).get("reported_id", key)
         r = reported.get(rid)
-        factor = _unit(key)
+        factor = display_factor(key)
         ci = f"[{_fmt(_scaled(m.get('ci_low'), factor))}, {_fmt(_scaled(m.get('ci_high'), factor))}]" \
             if m.get("ci_low") is not None else "–"
         paper_value = f"{_fmt(r['value'])} ({r.get('model', '')})" if r else "–"

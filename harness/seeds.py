@@ -205,10 +205,11 @@ def seed_interval(a: MetricResult, b: MetricResult) -> SeedInterval | None:
     return SeedInterval(point, -math.inf, math.inf, "one training seed, no interval", 1, None, 0.0, 0)
 
 
-def power_note(iv: SeedInterval, delta: float | None) -> dict[str, Any]:
+def power_note(iv: SeedInterval, delta: float | None, factor: float = 1.0) -> dict[str, Any]:
     """What would decide the comparison: the minimum effect detectable at 80% power with the
     current seeds, and how many seeds an effect of size `delta` needs (None when the seed spread is
-    unknown; "items" when the test set's own noise is already too large for `delta`)."""
+    unknown; "items" when the test set's own noise is already too large for `delta`). Numbers are
+    stored in the metric's units; the advice prints them x `factor` (harness.metrics.display_factor)."""
     note: dict[str, Any] = {"seeds": iv.seeds, "power": POWER}
     if iv.seeds < 2 or iv.seed_sd is None:
         note["advice"] = "one training seed: run at least 3 seeds per arm to estimate the seed-to-seed spread"
@@ -221,11 +222,12 @@ def power_note(iv: SeedInterval, delta: float | None) -> dict[str, Any]:
     if delta:
         if (_z(1 - (1 - CONFIDENCE) / 2) + _z(POWER)) * math.sqrt(iv.item_var) >= delta:
             note["seeds_needed"] = None
-            note["advice"] = (f"the test set's own noise already hides an effect of {delta:g}: more test items are "
+            note["advice"] = (f"the test set's own noise already hides an effect of {delta * factor:g}: more test items are "
                               "needed, not more seeds")
         else:
             need = next((k for k in range(2, MAX_SEEDS + 1) if mde(k) <= delta), None)
             note["seeds_needed"] = need
-            note["advice"] = (f"about {need} seeds per arm would detect an effect of {delta:g} at 80% power"
-                              if need else f"more than {MAX_SEEDS} seeds would be needed for an effect of {delta:g}")
+            note["advice"] = (f"about {need} seeds per arm would detect an effect of {delta * factor:g} at 80% power"
+                              if need else f"more than {MAX_SEEDS} seeds would be needed for an effect of "
+                                           f"{delta * factor:g}")
     return note

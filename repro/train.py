@@ -291,6 +291,37 @@ def peak_flops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
 
+def cpu_threads() -> int:
+    """How many threads CPU training uses, set on torch and returned (the progress bar shows it).
+
+    A count someone already chose stays: a worker of `run_parallel` holds its share of the cores,
+    a caller may set its own. Else REPRO_THREADS pins it. Otherwise the cores not busy with other
+    runnable processes right now: two OpenMP threads contending with another job for two cores ran
+    ~10x slower than one thread here, since each waits on the other at every barrier. The thread
+    count can change float summation order, so a bit-exact rerun pins REPRO_THREADS."""
+    cores = os.cpu_count() or 1
+    if torch.get_num_threads() != cores:
+        return torch.get_num_threads()
+    if os.environ.get("REPRO_THREADS"):
+        n = int(os.environ["REPRO_THREADS"])
+        if n < 1:
+            raise ConfigError(f"REPRO_THREADS={n}: it must be a positive number of threads")
+        torch.set_num_threads(n)
+        return n
+    others = 0
+    try:  # the 4th field of /proc/loadavg is runnable/total tasks; one runnable task is this one
+        samples = []
+        for _ in range(5):
+            samples.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+            time.sleep(0.01)
+        others = sorted(samples)[len(samples) // 2]
+    except (OSError, ValueError, IndexError):  # not Linux: use every core
+        pass
+    n = max(1, min(cores, cores - others))
+    torch.set_num_threads(n)
+    return n
+
+
 # ----------------------------------------------------------------------------------------------
 # The loop
 
@@ -454,6 +485,7 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.steps, initial=self.step, desc="resume" if resumed else "train", unit="step", dynamic_ncols=True, mininterval=1.0)
+        threads = cpu_threads() if self.device.type == "cpu" else None
         peak = peak_flops(self.device)
         tokens_seen, t0 = 0, time.perf_counter()
         while self.step < cfg.steps:
@@ -473,6 +505,8 @@ class Trainer:
             if bar is not None:
                 elapsed = time.perf_counter() - t0
                 post = {"loss": f"{loss:.3f}", "tok/s": f"{tokens_seen / elapsed:,.0f}"}
+                if threads:
+                    post["threads"] = threads
                 if peak:
                     seq = batch["input_ids"].shape[-1]
                     post["mfu"] = f"{flops_per_token(self.model, seq) * tokens_seen / elapsed / (peak * self.world_size):.1%}"

@@ -10,6 +10,9 @@ for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[var] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("REPRO_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+# Tests compare runs bit for bit: every training uses all cores, as torch does by default, instead
+# of the cores that happen to be free (repro.train.cpu_threads), which would vary with the load.
+os.environ.setdefault("REPRO_THREADS", str(os.cpu_count() or 1))
 
 
 def use_scratch_cache(mp: pytest.MonkeyPatch, root: Path) -> Path:

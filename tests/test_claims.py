@@ -40,6 +40,17 @@ def test_greater_three_ways():
     assert with_margin.evaluate({"a": m(5, 0.1), "b": m(1, 0.1)}).status == REP
 
 
+def test_percentage_metrics_are_explained_in_points_and_decided_on_fractions():
+    p = C.greater("big/sst2/acc", "small/sst2/acc", delta=0.05)
+    v = p.evaluate({"big/sst2/acc": m(0.80, 0.01), "small/sst2/acc": m(0.78, 0.01)})
+    assert v.status == NOT  # 2 points [0, 4] lies inside ±5: an equivalence, decided on the raw fractions
+    assert "= 2 [0, 4]" in v.explanation and "±δ = 5" in v.explanation
+    assert v.evidence["difference"]["point"] == pytest.approx(0.02) and v.evidence["delta"] == 0.05
+    assert "δ = 5" in p.describe()
+    raw = C.greater("big/loss", "small/loss", delta=0.05).evaluate({"big/loss": m(0.80, 0.01), "small/loss": m(0.78, 0.01)})
+    assert "±δ = 0.05" in raw.explanation  # other metrics keep their own unit
+
+
 def test_sign_of_difference_three_ways():
     p = C.sign_of_difference("a", "b", -1)
     assert statuses(p, [{"a": m(1), "b": m(3)}, {"a": m(3), "b": m(1)}, {"a": m(1), "b": m(1.2)}]) == [REP, NOT, INC]

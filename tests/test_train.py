@@ -316,3 +316,25 @@ def test_mlm_scored_only_at_the_selected_positions_gives_the_same_logits_and_los
     assert everywhere.keys() == only_selected.keys() == {"tokens", "sequences"}
     for k in everywhere:
         torch.testing.assert_close(everywhere[k], only_selected[k])
+
+
+def test_cpu_threads_pinned_kept_or_taken_from_free_cores(monkeypatch):
+    from repro.config import ConfigError
+    from repro.train import cpu_threads
+
+    before, cores = torch.get_num_threads(), os.cpu_count() or 1
+    try:
+        torch.set_num_threads(cores)  # torch's default: nobody chose a count yet
+        monkeypatch.setenv("REPRO_THREADS", "1")
+        assert cpu_threads() == 1 and torch.get_num_threads() == 1
+        if cores > 1:  # a count chosen by the caller (or a worker's share) stays, whatever the variable says
+            monkeypatch.setenv("REPRO_THREADS", str(cores))
+            assert cpu_threads() == 1
+        torch.set_num_threads(cores)
+        monkeypatch.setenv("REPRO_THREADS", "0")
+        with pytest.raises(ConfigError, match="REPRO_THREADS=0"):
+            cpu_threads()
+        monkeypatch.delenv("REPRO_THREADS")
+        assert 1 <= cpu_threads() <= cores  # free cores: at least one, at most all
+    finally:
+        torch.set_num_threads(before)
