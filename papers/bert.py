@@ -639,7 +639,7 @@ class BERT(Paper):
                   log_x=True),
             Panel(f"Fig. 5: fine-tuned along pre-training ({', '.join(s.steps_tasks)})",
                   (Series("average", tuple(f"step{k}/steps_avg" for k in steps) + ("mlm_nsp/steps_avg",)),),
-                  x=steps + (s.steps,), xlabel="pre-training steps", ylabel="average score (fraction)"),
+                  x=steps + (s.steps,), xlabel="pre-training steps", ylabel="average score (%)"),
         ))]
 
     def measure(self, scale: str, seeds: list[int]) -> Measured:

@@ -391,7 +391,8 @@ class FLAN(Paper):
 
     def plots(self, scale: str) -> list[Figure]:
         """F-C1 (each unseen cluster, base vs tuned), F-C2 (tuning clusters) and F-C3 (size). The
-        zero_shot/* and size/* accuracies are fractions, drawn as stored; clusters/*/acc is drawn x100."""
+        zero_shot/* accuracies are keyed by arm, so they are drawn as stored fractions; clusters/*/acc
+        and size/*/effect are drawn x100 (harness.metrics.display_factor)."""
         s = SCALES[scale]
         abl = s.held_out[0]
         # F-C2's dashed line at the base model's accuracy is left out: its key (size/<main>/base) is drawn as a
@@ -402,10 +403,10 @@ class FLAN(Paper):
                   x=s.held_out, ylabel="accuracy (fraction)"),
             Panel(f"F-C2: held-out {abl} vs clusters",
                   (Series("tuned", tuple(f"clusters/{k}/acc" for k in s.n_clusters)),),
-                  x=s.n_clusters, xlabel="tuning clusters", ylabel="accuracy x100"),
+                  x=s.n_clusters, xlabel="tuning clusters", ylabel="accuracy (%)"),
             Panel("F-C3: tuned - base vs size", (Series("effect", tuple(f"size/{z.label}/effect" for z in s.sizes)),),
                   x=tuple(f"size/{z.label}/params" for z in s.sizes), xlabel="parameters",
-                  ylabel="tuned - base accuracy (fraction)", log_x=True, reference=0.0),
+                  ylabel="tuned - base accuracy (points)", log_x=True, reference=0.0),
         ))]
 
     def measure(self, scale: str, seeds: list[int]) -> Measured:
