@@ -196,17 +196,27 @@ def from_llama(hf) -> LanguageModel:
     out = {"body.tok_embed.weight": sd["model.embed_tokens.weight"], "body.decoder.final_norm.weight": sd["model.norm.weight"]}
     if not c.tie_word_embeddings:
         out["lm_head.proj.weight"] = sd["lm_head.weight"]
+    for ours, theirs in llama_weights(c.num_hidden_layers):
+        out[ours] = sd[theirs]
     for i in range(c.num_hidden_layers):
-        ours, theirs = f"body.decoder.layers.{i}", f"model.layers.{i}"
-        a = f"{theirs}.self_attn"
-        out[f"{ours}.self_attn.qkv_proj.weight"] = torch.cat([sd[f"{a}.{n}_proj.weight"] for n in "qkv"])
-        out[f"{ours}.self_attn.out_proj.weight"] = sd[f"{a}.o_proj.weight"]
-        out[f"{ours}.mlp.gate_proj.weight"] = sd[f"{theirs}.mlp.gate_proj.weight"]
-        out[f"{ours}.mlp.in_proj.weight"] = sd[f"{theirs}.mlp.up_proj.weight"]
-        out[f"{ours}.mlp.out_proj.weight"] = sd[f"{theirs}.mlp.down_proj.weight"]
-        out[f"{ours}.self_attn_norm.weight"] = sd[f"{theirs}.input_layernorm.weight"]
-        out[f"{ours}.mlp_norm.weight"] = sd[f"{theirs}.post_attention_layernorm.weight"]
+        a = f"model.layers.{i}.self_attn"
+        out[f"body.decoder.layers.{i}.self_attn.qkv_proj.weight"] = torch.cat([sd[f"{a}.{n}_proj.weight"] for n in "qkv"])
     return _load(LanguageModel(config), out)
+
+
+def llama_weights(n_layer: int) -> list[tuple[str, str]]:
+    """(ours, Llama's) names of every per-layer tensor that is the same on both sides (all but
+    the fused q/k/v projection). `export.to_llama` reads the same table the other way."""
+    pairs = []
+    for i in range(n_layer):
+        ours, theirs = f"body.decoder.layers.{i}", f"model.layers.{i}"
+        pairs += [(f"{ours}.self_attn.out_proj.weight", f"{theirs}.self_attn.o_proj.weight"),
+                  (f"{ours}.mlp.gate_proj.weight", f"{theirs}.mlp.gate_proj.weight"),
+                  (f"{ours}.mlp.in_proj.weight", f"{theirs}.mlp.up_proj.weight"),
+                  (f"{ours}.mlp.out_proj.weight", f"{theirs}.mlp.down_proj.weight"),
+                  (f"{ours}.self_attn_norm.weight", f"{theirs}.input_layernorm.weight"),
+                  (f"{ours}.mlp_norm.weight", f"{theirs}.post_attention_layernorm.weight")]
+    return pairs
 
 
 def _rope_theta(c) -> float:

@@ -112,6 +112,8 @@ def to_llama(model):
     """A `LlamaForCausalLM`: our fused q/k/v projection split into its three."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from repro.model.convert import llama_weights
+
     c = model.config
     hf_config = LlamaConfig(vocab_size=c.vocab_size, hidden_size=c.d_model, intermediate_size=c.d_ff,
                             num_hidden_layers=c.n_layer, num_attention_heads=c.n_head, num_key_value_heads=c.kv_heads,
@@ -121,17 +123,13 @@ def to_llama(model):
     out = {"model.embed_tokens.weight": sd["body.tok_embed.weight"], "model.norm.weight": sd["body.decoder.final_norm.weight"]}
     if not c.tie_embeddings:
         out["lm_head.weight"] = sd["lm_head.proj.weight"]
+    for ours, theirs in llama_weights(c.n_layer):
+        out[theirs] = sd[ours]
     q, kv = c.n_head * c.head_dim, c.kv_heads * c.head_dim
     for i in range(c.n_layer):
-        ours, theirs = f"body.decoder.layers.{i}", f"model.layers.{i}"
-        for name, w in zip("qkv", sd[f"{ours}.self_attn.qkv_proj.weight"].split([q, kv, kv])):
-            out[f"{theirs}.self_attn.{name}_proj.weight"] = w
-        out[f"{theirs}.self_attn.o_proj.weight"] = sd[f"{ours}.self_attn.out_proj.weight"]
-        out[f"{theirs}.mlp.gate_proj.weight"] = sd[f"{ours}.mlp.gate_proj.weight"]
-        out[f"{theirs}.mlp.up_proj.weight"] = sd[f"{ours}.mlp.in_proj.weight"]
-        out[f"{theirs}.mlp.down_proj.weight"] = sd[f"{ours}.mlp.out_proj.weight"]
-        out[f"{theirs}.input_layernorm.weight"] = sd[f"{ours}.self_attn_norm.weight"]
-        out[f"{theirs}.post_attention_layernorm.weight"] = sd[f"{ours}.mlp_norm.weight"]
+        qkv = sd[f"body.decoder.layers.{i}.self_attn.qkv_proj.weight"].split([q, kv, kv])
+        for name, w in zip("qkv", qkv):
+            out[f"model.layers.{i}.self_attn.{name}_proj.weight"] = w
     return _load_twin(LlamaForCausalLM(hf_config), out, lambda k: k == "lm_head.weight" and c.tie_embeddings)
 
 
