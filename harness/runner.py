@@ -77,8 +77,8 @@ def remerged(m):
 
     extra = m.extra or {}
     seeds, values = extra.get("seeds"), extra.get("per_seed")
-    if not seeds or values is None or len(seeds) < 2 or len(values) != len(seeds):
-        return m
+    if not seeds or values is None or len(seeds) < 2 or len(values) != len(seeds) or None in values:
+        return m  # a seed's non-finite value was stored as null: nothing to merge again
     shared = {k: v for k, v in extra.items() if k not in _PER_SEED_KEYS}
     per_seed = {}
     for i, seed in enumerate(seeds):

@@ -265,6 +265,14 @@ def test_recheck_decides_again_from_stored_metrics_without_measuring(tmp_path, t
     assert "repro run toy --scale smoke" in capsys.readouterr().err
 
 
+def test_remerged_keeps_a_metric_with_a_non_finite_seed_as_it_is():
+    from harness.metrics import MetricResult
+    from harness.runner import remerged
+
+    stored = MetricResult("bleu", float("nan"), 10, None, None, {"seeds": [0, 1], "per_seed": [1.0, None]})
+    assert remerged(stored) is stored
+
+
 def test_recheck_refuses_a_run_older_than_the_claims(tmp_path, toy, capsys):
     path = run_paper(toy, "smoke", [0], root=tmp_path, quiet=True)
     data = json.loads(path.read_text())
