@@ -76,7 +76,11 @@ def test_a_small_gpt_beats_the_unigram_baseline_on_shakespeare(isolated):
     assert result.summary["val_loss"] < result.summary["unigram_val_loss"] - 0.5, result.summary
 
 
-def test_cli_train_then_generate(isolated, capsys):
+def test_cli_train_then_generate(isolated, capsys, monkeypatch):
+    from repro.data import tasks
+
+    # `repro eval --file` registers its task: keep it out of the registry other tests walk
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
     out = isolated / "run"
     args = ["train", str(REPO / "configs" / "shakespeare_tiny.yaml"), "--out-dir", str(out)]
     for override in TINY:
