@@ -55,10 +55,27 @@ def _lengths(attention_mask: torch.Tensor | None, input_ids: torch.Tensor) -> to
     return attention_mask.long().sum(-1).clamp(min=1).cpu()
 
 
+def _step(rnn: nn.RNNBase, x, state=None):
+    """`rnn(x, state)`, with an LSTM run in fp32 under CPU autocast: torch's CPU LSTM kernel
+    (oneDNN) has no bf16-autocast primitive and fails with "could not create a primitive
+    descriptor" (torch 2.13). The GRU's kernel takes bf16, so it stays under autocast."""
+    if isinstance(rnn, nn.LSTM) and torch.is_autocast_enabled("cpu"):
+        packed = isinstance(x, nn.utils.rnn.PackedSequence)
+        if packed:
+            x = x._replace(data=x.data.float())
+        else:
+            x = x.float()
+        if state is not None:
+            state = tuple(s.float() for s in state)
+        with torch.autocast("cpu", enabled=False):
+            return rnn(x, state)
+    return rnn(x, state)
+
+
 def _run(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, state=None):
     """Run over right-padded sequences without letting padding into the states."""
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-    out, state = rnn(packed, state)
+    out, state = _step(rnn, packed, state)
     out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
     return out, state
 
@@ -123,7 +140,7 @@ class RecurrentSeq2Seq(nn.Module):
         y = self.dropout(self.tok_embed(decoder_input_ids))
         # Right padding in the target only follows the real tokens, so a plain run is causal
         # and padded positions carry no loss.
-        h, _ = self.decoder(y, self._initial_state(memory, attention_mask))
+        h, _ = _step(self.decoder, y, self._initial_state(memory, attention_mask))
         scores = torch.einsum("btd,bsd->bts", self.score(h), memory)
         if attention_mask is not None:
             scores = scores.masked_fill(~attention_mask.bool()[:, None, :], float("-inf"))
@@ -158,7 +175,7 @@ class RecurrentLM(nn.Module):
         if attention_mask is not None and not bool(attention_mask[:, 0].bool().all()):
             pads = attention_mask.long().argmax(-1)  # leading pads per row (0 for right-padded rows)
             input_ids = _roll_rows(input_ids, -pads)
-        out, _ = self.rnn(self.dropout(self.tok_embed(input_ids)))
+        out, _ = _step(self.rnn, self.dropout(self.tok_embed(input_ids)))
         hidden = self.proj(self.dropout(out))
         return hidden if pads is None else _roll_rows(hidden, pads)
 
