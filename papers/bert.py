@@ -328,7 +328,8 @@ def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) ->
     def train() -> None:
         torch.manual_seed(seed)
         model = pretrain_model(p, model_config(p.size, s, len(corpus.tokenizer), p.causal))
-        Trainer(model, pretrain_config(p, s, seed), PretrainBatches(corpus, p, s, seed), out).fit()
+        Trainer(model, pretrain_config(p, s, seed), PretrainBatches(corpus, p, s, seed), out,
+                tokenizer=corpus.tokenizer).fit()
 
     return train_once(out, train)["seconds"]
 

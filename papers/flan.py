@@ -259,7 +259,8 @@ def tuning_job(run: TuningRun, s: ScaleSettings, seed: int) -> dict:
             pairs = tuning_pairs(run, s, seed)
             t0 = time.perf_counter()
             model.train()
-            Trainer(model, tuning_config(s, seed), batches(pairs, tok, model.config.max_seq_len, s.batch_size), out).fit()
+            Trainer(model, tuning_config(s, seed), batches(pairs, tok, model.config.max_seq_len, s.batch_size), out,
+                    tokenizer=tok).fit()
             seconds = time.perf_counter() - t0
         model.eval()
         params = sum(p.numel() for p in model.parameters())

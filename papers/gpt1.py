@@ -220,7 +220,7 @@ def pretrain_lstm(run: RunConfig, tokenizer, s: ScaleSettings) -> tuple[Recurren
         return {"loss": float(np.mean(losses))}
 
     cached = (out_dir / "checkpoint.pt").exists()
-    history = Trainer(model, train, batches, out_dir).fit(eval_fn=evaluate)
+    history = Trainer(model, train, batches, out_dir, tokenizer=tokenizer).fit(eval_fn=evaluate)
     return model.eval(), history[-1].get("eval_loss") if history else None, cached
 
 

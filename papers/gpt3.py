@@ -418,7 +418,8 @@ def size_job(size: Size, s: ScaleSettings, corpus: Corpus, seed: int) -> dict:
             return {"loss": float(np.mean(losses(m)))}
 
         history = Trainer(model, train_config(s, size, seed), random_windows(corpus.train_ids, s.block_size,
-                                                                              s.batch_size, seed), out).fit(eval_fn=evaluate)
+                                                                              s.batch_size, seed), out,
+                          tokenizer=corpus.tokenizer).fit(eval_fn=evaluate)
         atomic_save(model.state_dict(), out / "model.pt")
         model.eval()
         with torch.no_grad():

@@ -46,7 +46,7 @@ from papers import Measured, Paper, one_seed, register
 from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
 from repro.pipeline import artifact_dir, random_windows, run_parallel, train_once
 from repro.pretraining import MIXTURE, mixture_documents
-from repro.train import TrainConfig, atomic_save
+from repro.train import TrainConfig, atomic_save, save_model
 
 SPLIT_SALT = "instructgpt-hh-split-v1"  # the HH split is a pure function of the prompt text and this salt
 SPLIT = {"proxy": 45, "gold": 90, "heldout": 100}  # hash % 100 below: proxy RM half, gold judge half, held out
@@ -308,7 +308,7 @@ def sft_job(s: ScaleSettings, seed: int) -> float:
         cfg = TrainConfig(steps=s.sft_steps, batch_size=s.sft_batch, lr=s.sft_lr, schedule="cosine",
                           warmup_steps=max(1, s.sft_steps // 20), weight_decay=0.0, seed=seed, progress=False,
                           log_every=max(1, s.sft_steps // 10))
-        history = Trainer(base, cfg, sft_batches(examples, s.sft_batch, seed, codec.pad), out).fit()
+        history = Trainer(base, cfg, sft_batches(examples, s.sft_batch, seed, codec.pad), out, tokenizer=tok).fit()
         atomic_save(base.state_dict(), out / "model.pt")
         return {"examples": len(examples), "final_loss": history[-1]["loss"]}
 
@@ -389,6 +389,7 @@ def ppo_job(s: ScaleSettings, seed: int, beta: float, ptx: float) -> float:
         history = ppo_train(policy, ref, value, proxy, prompts, cfg, codec.eos, codec.pad, ptx_batch=ptx_batch,
                             judge=lambda ids, mask: gold(ids, mask).reward.float())
         atomic_save(policy.state_dict(), out / "model.pt")
+        save_model(policy, out, tok, run_config={"stage": "ppo", "beta": beta, "ptx": ptx, "seed": seed})  # evaluable alone
         (out / "history.json").write_text(json.dumps(history))
         return {"prompts": len(prompts)}
 

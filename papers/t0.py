@@ -257,7 +257,8 @@ def pretrain_job(s: ScaleSettings, size: Size, corpus, seed: int) -> float:
         model.load_state_dict(torch.load(span, weights_only=True))
         history = Trainer(model, adapt_config(s, s5, seed),
                           # another seed: other windows than pre-training's first steps saw
-                          t5_paper.pretraining_batches(LM_ADAPTATION, corpus, s5, seed + 1), out).fit()
+                          t5_paper.pretraining_batches(LM_ADAPTATION, corpus, s5, seed + 1), out,
+                          tokenizer=corpus.tokenizer).fit()
         atomic_save(model.state_dict(), out / "model.pt")
         return {"final_loss": history[-1].get("loss") if history else None}
 
@@ -289,7 +290,7 @@ def multitask_job(run: MultitaskRun, s: ScaleSettings, corpus, seed: int) -> dic
             pairs = training_pairs(run, s, corpus.tokenizer, seed)
             t = time.perf_counter()
             batches = t5_paper.finetuning_batches(pairs, corpus, s.batch_size, "encoder-decoder")
-            Trainer(model, multitask_config(s, seed), batches, out).fit()
+            Trainer(model, multitask_config(s, seed), batches, out, tokenizer=corpus.tokenizer).fit()
             seconds = time.perf_counter() - t
         model.eval()
         params = sum(p.numel() for p in model.parameters())

@@ -414,7 +414,8 @@ def pretrain_job(p: Pretraining, s: ScaleSettings, corpus: Corpus, seed: int) ->
     def train() -> dict:
         torch.manual_seed(seed)
         model = LanguageModel(model_config(s, len(corpus.tokenizer), p.kind))
-        history = Trainer(model, pretrain_config(s, seed), pretraining_batches(p, corpus, s, seed), out).fit()
+        history = Trainer(model, pretrain_config(s, seed), pretraining_batches(p, corpus, s, seed), out,
+                          tokenizer=corpus.tokenizer).fit()
         atomic_save(model.state_dict(), out / "model.pt")
         return {"final_loss": history[-1].get("loss") if history else None}
 
@@ -477,7 +478,8 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
         if p is not None:  # "no pre-training" starts from the random initialisation
             model.load_state_dict(torch.load(pretrain_dir(p, s, corpus, seed) / "model.pt", weights_only=True))
         t0 = time.perf_counter()
-        Trainer(model, finetune_config(s, seed), finetuning_batches(corpus.finetune, corpus, s.finetune_batch, kind), out).fit()
+        Trainer(model, finetune_config(s, seed), finetuning_batches(corpus.finetune, corpus, s.finetune_batch, kind), out,
+                tokenizer=corpus.tokenizer).fit()
         seconds = time.perf_counter() - t0
         model.eval()
         predictions = {task: rank_classify(model, corpus, sources, answer_strings(task)) if task in GLUE

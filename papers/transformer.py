@@ -209,7 +209,7 @@ def train_variant(variant: Variant, s: ScaleSettings, corpus: Corpus, seed: int)
 
     def train(out: Path) -> dict:
         Trainer(model, cfg, training_batches(corpus, s.batch_size, s.max_len, seed), out,
-                run_config=json.loads(json.dumps(identity, default=str))).fit()
+                run_config=json.loads(json.dumps(identity, default=str)), tokenizer=corpus.tokenizer).fit()
         kept = [p for _, p in snapshots(out)][-s.n_average:]
         atomic_save(average_snapshots(kept), out / "averaged.pt")
         return {"averaged": [p.name for p in kept]}

@@ -444,6 +444,8 @@ def run_parallel(fn, jobs: list[tuple], workers: int | None = None, desc: str = 
     if workers <= 1 or len(jobs) <= 1:
         return [fn(*job) for job in jobs]
     threads = max(1, (os.cpu_count() or 1) // workers)
+    if os.environ.get("REPRO_THREADS"):  # a pinned count holds in the workers too (bit-exact reruns)
+        threads = int(os.environ["REPRO_THREADS"])
     results: list = [None] * len(jobs)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
@@ -521,7 +523,7 @@ def _train_in_worker(run: RunConfig) -> dict:
 
 
 def train_run(run: RunConfig) -> RunResult:
-    from repro.tokenizers import load_tokenizer, train_tokenizer
+    from repro.tokenizers import load_tokenizer, save_tokenizer, train_tokenizer
 
     key = run_key(run)
     out_dir = run_dir(run)
@@ -542,7 +544,7 @@ def train_run(run: RunConfig) -> RunResult:
     run.model_config(data.vocab_size)  # a bad model config fails before anything is written
     train_text = corpus_text(data, data.train_split, data.max_chars)
     tok = train_tokenizer(data.tokenizer, train_text.splitlines(), data.vocab_size)
-    tok.save_pretrained(out_dir / "tokenizer")
+    save_tokenizer(tok, out_dir / "tokenizer")  # before training: a resumed run finds it
     tok.model_max_length = 10**12  # whole corpora are encoded at once here, then windowed
     train_ids = torch.tensor(tok(train_text)["input_ids"], dtype=torch.long)
     val_ids = torch.tensor(tok(corpus_text(data, data.val_split, data.max_val_chars))["input_ids"], dtype=torch.long)

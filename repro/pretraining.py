@@ -227,10 +227,9 @@ def train_base(spec: BaseSpec, seed: int, mixture: Mixture, out: Path) -> dict:
     torch.manual_seed(seed)
     model = build_model(spec.model_config(len(mixture.tokenizer)))
     cfg = spec.train_config(seed)
-    mixture.tokenizer.save_pretrained(out / "tokenizer")
     history = Trainer(model, cfg, objective_batches(spec.family, mixture.train_ids, mixture.tokenizer,
                                                      spec.block_size, spec.batch_size, seed),
-                      out, run_config={"base": spec.name, "seed": seed, "task": None}).fit(
+                      out, run_config={"base": spec.name, "seed": seed, "task": None}, tokenizer=mixture.tokenizer).fit(
         eval_fn=lambda m: {"loss": held_out_loss(m, held_out)})
     per_step = spec.batch_size * spec.block_size
     curve = [(r["step"] * per_step, r["eval_loss"]) for r in history if "eval_loss" in r]

@@ -184,6 +184,16 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
 
 
+def save_tokenizer(tok: PreTrainedTokenizerFast, directory: str | os.PathLike) -> Path:
+    """Save `tok` into `directory` (a trained artifact's `tokenizer/`) all at once, so the model
+    beside it can be scored as text on its own; a directory already holding this very tokenizer
+    is kept. Returns the directory."""
+    directory = Path(directory)
+    content = hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()[:16]
+    _atomic_save(tok, {"content": content, "added_tokens": len(tok)}, directory)
+    return directory
+
+
 def sentinel_ids(tok: PreTrainedTokenizerFast) -> list[int]:
     """Ids of ``<extra_id_0>, <extra_id_1>, ...`` in span order (for span corruption)."""
     ids = []

@@ -334,8 +334,12 @@ class Trainer:
         batches: Callable[[int], dict],
         out_dir: str | Path,
         run_config: dict | None = None,
+        tokenizer=None,
     ):
+        """`tokenizer`, the one the model reads, is saved as `tokenizer/` beside the checkpoint:
+        every trained artifact can then be scored, generated from and exported on its own."""
         self.cfg, self.batches, self.out_dir = cfg, batches, Path(out_dir)
+        self.tokenizer = tokenizer
         self.device = resolve_device(cfg.device)
         init_distributed(self.device)
         self.rank, self.world_size = world()
@@ -383,6 +387,7 @@ class Trainer:
         model_state = self._full_model_state()
         if self.rank != 0:
             return
+        _save_tokenizer_beside(self.out_dir, self.tokenizer)
         atomic_save(
             {
                 "step": self.step,
@@ -546,6 +551,25 @@ def average_snapshots(paths: list[Path]) -> dict[str, torch.Tensor]:
                 if v.is_floating_point():
                     total[k] += v.double()
     return {k: (v / len(paths)).to(dtypes[k]) if v.is_floating_point() else v for k, v in total.items()}
+
+
+def _save_tokenizer_beside(out_dir: Path, tokenizer) -> None:
+    if tokenizer is not None and not (out_dir / "tokenizer" / "tokenizer.json").is_file():
+        from repro.tokenizers import save_tokenizer
+
+        save_tokenizer(tokenizer, out_dir / "tokenizer")
+
+
+def save_model(model: nn.Module, out_dir: str | Path, tokenizer=None, run_config: dict | None = None) -> Path:
+    """A model trained outside the Trainer (e.g. by PPO) as an artifact the harness, `repro eval`
+    and `repro export` load on their own: `checkpoint.pt` with the weights and the model config (no
+    training state) and, given the tokenizer, `tokenizer/` beside it."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _save_tokenizer_beside(out_dir, tokenizer)
+    atomic_save({"step": None, "model": model.state_dict(), "model_config": asdict(model.config),
+                 "run_config": run_config or {}}, out_dir / "checkpoint.pt")
+    return out_dir
 
 
 def load_checkpoint(path: str | Path, task: str | None = None, device: str = "cpu"):

@@ -431,6 +431,11 @@ def cmd_regress(args: argparse.Namespace) -> None:
         recorded = baseline_precision(baseline)
         if recorded:
             os.environ["REPRO_PRECISION"] = recorded
+        # One thread per training run, in this process and in every worker, whatever the machine's
+        # cores or load: the thread count changes float summation order, and a smoke model's scores
+        # move by more than the tolerance with it (a load-dependent count moved 113 of them).
+        threads = os.environ.get("REPRO_THREADS")
+        os.environ["REPRO_THREADS"] = "1"
         try:
             for path in files:
                 try:
@@ -440,7 +445,7 @@ def cmd_regress(args: argparse.Namespace) -> None:
                 except KeyError as e:
                     raise UserError(e.args[0]) from None
         finally:
-            for name, before in (("REPRO_ARTIFACTS", cache), ("REPRO_PRECISION", precision)):
+            for name, before in (("REPRO_ARTIFACTS", cache), ("REPRO_PRECISION", precision), ("REPRO_THREADS", threads)):
                 if before is None:
                     os.environ.pop(name, None)
                 else:

@@ -15,7 +15,7 @@ import torch
 
 from repro.config import ModelConfig
 from repro.model import LanguageModel
-from repro.train import Trainer, TrainConfig, TrainingError, average_snapshots, lr_multiplier, snapshots
+from repro.train import Trainer, TrainConfig, TrainingError, average_snapshots, lr_multiplier, save_model, snapshots
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -338,3 +338,28 @@ def test_cpu_threads_pinned_kept_or_taken_from_free_cores(monkeypatch):
         assert 1 <= cpu_threads() <= cores  # free cores: at least one, at most all
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_trainer_given_the_tokenizer_leaves_an_artifact_the_harness_scores_on_its_own(tmp_path):
+    from harness.lm import load_lm
+    from repro.pipeline import list_artifacts
+    from repro.tokenizers import train_tokenizer
+
+    tok = train_tokenizer("bpe", ["the cat sat on the mat", "a dog ran in the park"] * 20, 300,
+                          cache_dir=tmp_path / "tok-cache")
+    torch.manual_seed(0)
+    model = LanguageModel(ModelConfig(kind="decoder", vocab_size=len(tok), n_layer=1, d_model=16, n_head=2, d_ff=32,
+                                      max_seq_len=32, positions="learned", norm_placement="pre", dropout=0.0))
+    out = tmp_path / "artifacts" / "paper_stage_s0-0123456789abcdef"
+    cfg = TrainConfig(steps=2, batch_size=2, log_every=2, progress=False)
+    Trainer(model, cfg, lambda step: {"input_ids": torch.randint(0, len(tok), (2, 8)),
+                                      "labels": torch.randint(0, len(tok), (2, 8))}, out, tokenizer=tok).fit()
+    assert (out / "tokenizer" / "tokenizer.json").is_file()
+    lm = load_lm(out)  # the directory alone: no tokenizer passed
+    [(logprob, _)] = lm.loglikelihood([("the cat", " sat")])
+    assert logprob < 0
+    [listed] = list_artifacts(tmp_path / "artifacts")
+    assert listed.has_tokenizer and listed.seed == 0
+    # a model trained outside the Trainer (PPO's policy) is saved the same way
+    alone = save_model(model, tmp_path / "artifacts" / "ppo_s1-0123456789abcdef", tok)
+    assert load_lm(alone).loglikelihood([("the cat", " sat")])[0][0] == pytest.approx(logprob, abs=1e-4)
