@@ -433,7 +433,7 @@ def cmd_regress(args: argparse.Namespace) -> None:
             os.environ["REPRO_PRECISION"] = recorded
         # One thread per training run, in this process and in every worker, whatever the machine's
         # cores or load: the thread count changes float summation order, and a smoke model's scores
-        # move by more than the tolerance with it (a load-dependent count moved 113 of them).
+        # move by more than the tolerance with it.
         threads = os.environ.get("REPRO_THREADS")
         os.environ["REPRO_THREADS"] = "1"
         try:
