@@ -54,6 +54,7 @@ def test_runs_trained_in_worker_processes_match_one_trained_here_and_are_loaded_
 
     runs = [load_run_config(REPO / "configs" / "shakespeare_tiny.yaml", [*TINY, f"train.seed={seed}"]) for seed in (0, 1)]
     monkeypatch.setenv("REPRO_WORKERS", "2")
+    monkeypatch.delenv("REPRO_THREADS", raising=False)  # unpinned, each worker takes its share of the cores
     loaded, _ = train_runs(runs)
     assert loaded.cached  # trained in a worker, loaded here from the cache
     # the same run trained in this process, with the thread count a worker had, is bit-identical
