@@ -27,6 +27,7 @@ A metric with no uncertainty estimate (e.g. a perplexity from corpus totals only
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 import string
@@ -74,16 +75,35 @@ DEFAULT_RESAMPLES = 1000
 # figures), so ours sit in the paper's unit and every metric has one unit everywhere
 # (ROUGE is not here: harness.metrics.rouge already reports 0-100.) A key names its unit by its last
 # part; T0's prompt statistics (median, mean, spread), BERT's steps_avg and the size sweeps' effect
-# are accuracies too. Keys named after an arm (FLAN's .../base, .../flan) or a gap of any metric
-# (PEFT's .../gap) do not say their unit and stay as stored.
+# are accuracies too. Keys whose last part names an arm (FLAN's .../base, .../flan) or a gap
+# (PEFT's .../gap, a GLUE-score gap in one place and a ROUGE gap in another) cannot say their unit
+# by name: the paper that writes them declares them with `declare_percent`, next to its claims.
 PERCENT_METRICS = frozenset({"acc", "acc_norm", "accuracy", "median_acc", "heldout_acc", "f1", "mcc", "pearson",
                              "spearman", "exact_match", "avg", "over_majority", "worst_case_acc", "median", "mean",
                              "spread", "steps_avg", "effect"})
+# fnmatch patterns over whole keys ("*" spans "/" too), declared by papers; see declare_percent.
+_PERCENT_PATTERNS: set[str] = set()
+
+
+def declare_percent(*patterns: str) -> None:
+    """Declare that metric keys matching these fnmatch patterns (whole key, ``*`` also matches
+    ``/``) hold percentage-type fractions, displayed x100 like PERCENT_METRICS. A paper calls
+    this at import, beside the claims that read those keys, so the report, the figures and the
+    claims' explanations all show them in one unit."""
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"declare_percent takes non-empty key patterns, not {pattern!r}")
+        _PERCENT_PATTERNS.add(pattern)
+
+
+def is_percent(key: str) -> bool:
+    """Whether a metric key holds a percentage-type fraction (shown x100)."""
+    return key.rsplit("/", 1)[-1] in PERCENT_METRICS or any(fnmatch.fnmatchcase(key, p) for p in _PERCENT_PATTERNS)
 
 
 def display_factor(*keys: str) -> float:
-    """100 when every metric key (its last path part) names a percentage-type metric, else 1."""
-    return 100.0 if keys and all(k.rsplit("/", 1)[-1] in PERCENT_METRICS for k in keys) else 1.0
+    """100 when every metric key names a percentage-type metric (is_percent), else 1."""
+    return 100.0 if keys and all(is_percent(k) for k in keys) else 1.0
 
 DEFAULT_SEED = 0
 CONFIDENCE = 0.95

@@ -37,7 +37,7 @@ import torch
 
 from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.lm import ReproLM
-from harness.metrics import MetricResult, mean_with_ci, over_prompts, paired_bootstrap_diff
+from harness.metrics import MetricResult, declare_percent, mean_with_ci, over_prompts, paired_bootstrap_diff
 from harness.plots import Figure, Panel, Series
 from harness.scenarios import Scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
@@ -107,6 +107,12 @@ SCALES = {
 }
 
 REPORTED_IDS = {"zero_shot/nli/flan": "nli_avg", "dataset/flan/rte/flan": "rte", "format/instructions": "fig8_instructions"}
+
+# Accuracies keyed by arm or cluster name, whose last key part cannot say its unit: each is a
+# fraction shown in points, like every accuracy (harness.metrics.declare_percent).
+ACCURACY_KEYS = ("zero_shot/*/base", "zero_shot/*/flan", "few_shot/*/base", "few_shot/*/flan", "dataset/*/base",
+                 "dataset/*/flan", "heldout_avg/*", "size/*/base", "size/*/flan", "majority/*", "format/*", "spread/*")
+declare_percent(*ACCURACY_KEYS)
 
 # δ, the minimum effect of interest of each comparison, in the metric's own units (accuracy and
 # its spread over templates are fractions in [0, 1]), stated before the run.
@@ -391,19 +397,18 @@ class FLAN(Paper):
         ]
 
     def plots(self, scale: str) -> list[Figure]:
-        """F-C1 (each unseen cluster, base vs tuned), F-C2 (tuning clusters) and F-C3 (size). The
-        zero_shot/* accuracies are keyed by arm, so they are drawn as stored fractions; clusters/*/acc
-        and size/*/effect are drawn x100 (harness.metrics.display_factor)."""
+        """F-C1 (each unseen cluster, base vs tuned), F-C2 (tuning clusters, with the untuned base as a
+        dashed line) and F-C3 (size). Every accuracy is drawn in points (x100): the arm-named keys are
+        declared percentage-type beside the claims (ACCURACY_KEYS)."""
         s = SCALES[scale]
         abl = s.held_out[0]
-        # F-C2's dashed line at the base model's accuracy is left out: its key (size/<main>/base) is drawn as a
-        # fraction, the clusters/*/acc points x100, so on one axis it would sit near zero
         return [Figure("zero_shot", f"FLAN ({scale} scale)", (
             Panel("F-C1: zero-shot on the unseen cluster",
                   tuple(Series(who, tuple(f"zero_shot/{c}/{who}" for c in s.held_out)) for who in ("base", "flan")),
-                  x=s.held_out, ylabel="accuracy (fraction)"),
+                  x=s.held_out, ylabel="accuracy (%)"),
             Panel(f"F-C2: held-out {abl} vs clusters",
-                  (Series("tuned", tuple(f"clusters/{k}/acc" for k in s.n_clusters)),),
+                  (Series("tuned", tuple(f"clusters/{k}/acc" for k in s.n_clusters)),
+                   Series("untuned base", tuple(f"zero_shot/{abl}/base" for _ in s.n_clusters), dashed=True)),
                   x=s.n_clusters, xlabel="tuning clusters", ylabel="accuracy (%)"),
             Panel("F-C3: tuned - base vs size", (Series("effect", tuple(f"size/{z.label}/effect" for z in s.sizes)),),
                   x=tuple(f"size/{z.label}/params" for z in s.sizes), xlabel="parameters",

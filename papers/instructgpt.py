@@ -40,7 +40,7 @@ import torch
 
 from harness.claims import Claim, all_of, greater, monotone, provided
 from harness.lm import ReproLM
-from harness.metrics import MetricResult, accuracy, mean_with_ci
+from harness.metrics import MetricResult, accuracy, declare_percent, mean_with_ci
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
 from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
@@ -544,6 +544,8 @@ def win_rate(a: list[float], b: list[float], name: str) -> MetricResult:
 # judge at chance would still "prefer" PPO's outputs (for their length, say) and the claim would
 # read as reproduced. Until the judge is valid the claim is inconclusive (`provided`).
 JUDGE_IS_VALID = greater("rm_gold/heldout_acc", "chance/pairwise")
+# Win rates and the coin's pairwise accuracy are fractions the paper prints in percent (85 ± 3%).
+declare_percent("win/*", "chance/*")
 
 # δ, the minimum effect of interest of each comparison, in the metric's own units, stated before the run.
 # Preference claims are read as gold-judge win rates (fractions of held-out prompts; a coin is 0.5), the

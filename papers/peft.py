@@ -60,6 +60,7 @@ from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import (
     MetricResult,
+    declare_percent,
     mean_with_ci,
     paired_bootstrap_diff,
 )
@@ -101,6 +102,10 @@ FEWSHOT_METHODS = ("ia3", "lora", "prompt")  # P-C4's comparison (T-Few Fig. 2)
 LORA_MARGIN = 0.01  # P-C1: "≈ full fine-tuning" read as at most 1 GLUE point below (LoRA: +0.8 / +0.1 on RoBERTa)
 ADAPTER_MARGIN = 0.004  # P-C3: Houlsby Table 1, 80.0 vs 80.4
 ADAPTER_SHARE = 0.05  # P-C3's "a few %" of the parameters (Houlsby: 3.6% per task)
+# GLUE-score gaps to full fine-tuning are fractions shown in points like the scores themselves; XSum's
+# gaps are ROUGE differences, already 0-100, and stay as stored.
+declare_percent("glue/*/gap", "sweep/*/gap")
+
 # δ, each comparison's minimum effect of interest in its own units (score gaps and accuracies are
 # fractions; shares fractions of the base's parameters), stated before the run; sources in the claims
 LORA_DELTA = 0.01  # P-C1: LoRA - full is +0.1..+0.8 GLUE points, 1.1-1.8 above the -1-point margin
@@ -919,7 +924,8 @@ class PEFT(Paper):
 
     def plots(self, scale: str) -> list[Figure]:
         """The encoder arm per method (score gap, trained share, step cost), the few-shot arm (P-C4) and
-        the size sweeps (P-C2). Score gaps and trained shares are fractions, drawn as stored."""
+        the size sweeps (P-C2). GLUE-score gaps are drawn in points (declared percentage-type above),
+        trained shares as stored fractions."""
         s = SCALES[scale]
         names = [r.name for r in s.recipes]
 
@@ -931,7 +937,7 @@ class PEFT(Paper):
         # ratio to full fine-tuning is no stored metric.
         encoder = Figure("encoder", f"PEFT on the encoder ({scale} scale)", (
             bars("GLUE average - full fine-tuning (P-C1, P-C3)", [f"glue/{n}/gap" for n in names] + ["glue/majority/gap"],
-                 xlabel="score gap (fraction)", reference=0.0),
+                 xlabel="score gap (GLUE points)", reference=0.0),
             bars("trained parameters (share of the base)", [f"cost/encoder/{n}/trainable_share" for n in names],
                  log_x=True),
             bars("training memory (MB)", [f"cost/encoder/{n}/train_memory_mb" for n in names]),
@@ -947,7 +953,7 @@ class PEFT(Paper):
                     for n in names if n != "full"]
             majority = Series("majority class", tuple(f"sweep/{label}/majority/gap" for label in labels), dashed=True)
             return Panel(title, (*gaps, majority), x=tuple(f"cost/{label}/full/trainable" for label in labels),
-                         xlabel="parameters", ylabel=f"{', '.join(s.sweep_tasks)} - full fine-tuning (fraction)",
+                         xlabel="parameters", ylabel=f"{', '.join(s.sweep_tasks)} - full fine-tuning (points)",
                          log_x=True, reference=0.0)
 
         sweeps = Figure("sweeps", f"PEFT gap to full fine-tuning vs size ({scale} scale)", (

@@ -386,7 +386,10 @@ def cmd_recheck(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    import papers
     from harness.report import render, update_readme
+
+    papers.discover()  # each paper declares the units of the keys it names by arm (harness.metrics.declare_percent)
 
     print(f"wrote {render(args.root)}")
     readme = Path(args.root).resolve().parent / "README.md"

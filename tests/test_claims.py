@@ -51,6 +51,40 @@ def test_percentage_metrics_are_explained_in_points_and_decided_on_fractions():
     assert "±δ = 0.05" in raw.explanation  # other metrics keep their own unit
 
 
+def test_keys_declared_percent_are_explained_in_points(monkeypatch):
+    """A key whose last part names an arm (FLAN's zero_shot/nli/base) says nothing of its unit: the paper
+    declares it, and from then on it reads in points like any accuracy, in claims and in figures."""
+    from harness import metrics as M
+    from harness.plots import _value
+
+    monkeypatch.setattr(M, "_PERCENT_PATTERNS", set())
+    p = C.greater("zs/nli/tuned", "zs/nli/base", delta=0.03)
+    measured = {"zs/nli/tuned": m(0.60, 0.01), "zs/nli/base": m(0.50, 0.01)}
+    assert "δ = 0.03" in p.describe() and M.display_factor("zs/nli/base") == 1.0
+    M.declare_percent("zs/*/tuned", "zs/*/base")
+    assert "δ = 3" in p.describe() and "= 10 [8, 12]" in p.evaluate(measured).explanation
+    assert M.display_factor("zs/nli/base", "zs/nli/tuned") == 100.0
+    assert M.display_factor("zs/nli/base", "zs/nli/params") == 1.0  # mixed units: shown as stored
+    assert _value({"zs/nli/base": {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}}, "zs/nli/base") == (50.0, 40.0, 60.0)
+    with pytest.raises(ValueError, match="non-empty key patterns"):
+        M.declare_percent("")
+
+
+def test_papers_declare_every_accuracy_they_key_by_arm():
+    """FLAN's arm-keyed accuracies, PEFT's GLUE gaps and InstructGPT's win rates read in points; the
+    ROUGE gaps and parameter counts beside them keep their own units."""
+    import papers.flan  # noqa: F401  (declares at import)
+    import papers.instructgpt  # noqa: F401
+    import papers.peft  # noqa: F401
+    from harness.metrics import display_factor
+
+    for key in ("zero_shot/nli/base", "dataset/flan/rte/flan", "majority/heldout_avg", "spread/zero_shot",
+                "glue/lora/gap", "sweep/t5lm_L2d32/prompt/gap", "win/ppo_vs_sft", "chance/pairwise"):
+        assert display_factor(key) == 100.0, key
+    for key in ("xsum/lora/gap", "size/L2d64/params", "cost/encoder/lora/trainable_share", "ppo/kl"):
+        assert display_factor(key) == 1.0, key
+
+
 def test_sign_of_difference_three_ways():
     p = C.sign_of_difference("a", "b", -1)
     assert statuses(p, [{"a": m(1), "b": m(3)}, {"a": m(3), "b": m(1)}, {"a": m(1), "b": m(1.2)}]) == [REP, NOT, INC]
