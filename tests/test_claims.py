@@ -73,10 +73,10 @@ def test_keys_declared_percent_are_explained_in_points(monkeypatch):
 def test_papers_declare_every_accuracy_they_key_by_arm():
     """FLAN's arm-keyed accuracies, PEFT's GLUE gaps and InstructGPT's win rates read in points; the
     ROUGE gaps and parameter counts beside them keep their own units."""
-    import papers.flan  # noqa: F401  (declares at import)
-    import papers.instructgpt  # noqa: F401
-    import papers.peft  # noqa: F401
+    import papers
     from harness.metrics import display_factor
+
+    papers.discover()  # each paper declares its keys at import
 
     for key in ("zero_shot/nli/base", "dataset/flan/rte/flan", "majority/heldout_avg", "spread/zero_shot",
                 "glue/lora/gap", "sweep/t5lm_L2d32/prompt/gap", "win/ppo_vs_sft", "chance/pairwise"):
