@@ -129,6 +129,7 @@ def artifacts_dir() -> Path:
 # fingerprint the caller computes) and the code that builds it. The code is found, not listed: the
 # named modules and every module of this repository they import, transitively, so a change to a
 # batcher in papers/, to repro/data/tasks.py or to this file's `random_windows` gives a new key.
+# Each file counts by its code (`_code_text`), not its bytes: comments and docstrings are free to edit.
 
 REPO_ROOT = Path(repro.__file__).resolve().parent.parent  # the checkout: the parent of the `repro` package
 # what trains and batches every run; the objectives are named because no engine module imports
@@ -238,12 +239,25 @@ def module_closure(module: str | ModuleType, root: str | Path | None = None) -> 
     return _closure(_module_name(module), _root(root))
 
 
+def _code_text(source: str) -> str:
+    """What a module's source does, for the cache key: its syntax tree without comments (the parser
+    drops them), docstrings or line numbers, so editing prose or layout keeps every cached model
+    while any change to code, a constant or a string that is not a docstring gives a new key."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
 @functools.lru_cache(maxsize=None)
 def _module_fingerprint(name: str, root: Path) -> str:
     digest = hashlib.sha256()
     for path in _closure(name, root):  # paths relative to the root: the key is the same in any checkout
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(hashlib.sha256(_code_text(path.read_text()).encode()).digest())
     return digest.hexdigest()
 
 

@@ -51,6 +51,15 @@ def test_editing_a_batcher_the_stage_imports_changes_the_key(toy):
     assert key(toy.parent) != before
 
 
+def test_editing_comments_docstrings_or_layout_keeps_the_key(toy):
+    before = key(toy.parent)
+    (toy / "batchers.py").write_text('"""Batchers."""\n\n# why windows: the model sees whole blocks\n'
+                                     + BATCHERS.replace(":\n", ':\n    """Cut into blocks."""\n\n', 1))
+    assert key(toy.parent) == before
+    (toy / "batchers.py").write_text(BATCHERS.replace("size)]", "size)][:1]"))  # code: a new key
+    assert key(toy.parent) != before
+
+
 def test_editing_a_module_the_stage_does_not_import_keeps_the_key(toy):
     before = key(toy.parent)
     (toy / "unrelated.py").write_text("ANSWER = 43\n")
