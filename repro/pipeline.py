@@ -135,6 +135,11 @@ REPO_ROOT = Path(repro.__file__).resolve().parent.parent  # the checkout: the pa
 # what trains and batches every run; the objectives are named because no engine module imports
 # them (the papers do), yet they build the MLM, span-corruption and seq2seq batches
 ENGINE_MODULES = ("repro.pipeline", "repro.train", "repro.data.objectives")
+# Modules a paper imports that only read finished measurements (its claims, its figures, the report):
+# they never shape a trained model or a cached record, so neither they nor what they alone import
+# are part of any key, and a change to a verdict rule keeps every cached model.
+RESULTS_ONLY_MODULES = frozenset({"harness.claims", "harness.plots", "harness.report", "harness.stability",
+                                  "harness.regress"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -205,7 +210,7 @@ def _closure(name: str, root: Path) -> tuple[Path, ...]:
         module = todo.pop()
         if module in files:
             continue
-        spec = _module_spec(module, root)
+        spec = None if module in RESULTS_ONLY_MODULES else _module_spec(module, root)
         if spec is None or not spec.has_location or not str(spec.origin).endswith(".py"):
             files[module] = None  # not ours (or not Python source): remembered so it is asked once
             continue

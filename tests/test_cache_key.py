@@ -97,6 +97,14 @@ def test_a_paper_closure_covers_its_shared_batchers_and_tasks():
     assert "papers/gpt3.py" not in files  # papers/__init__ imports the papers dynamically, not in the closure
 
 
+def test_a_paper_key_leaves_out_the_code_that_only_reads_results():
+    """Claims, figures and the report read finished measurements: editing a verdict rule keeps the
+    cached models, while the metrics and scenarios that score them stay in the key."""
+    files = {f.relative_to(REPO_ROOT).as_posix() for f in code_files(["papers.flan"])}
+    assert {"harness/claims.py", "harness/plots.py", "harness/seeds.py"}.isdisjoint(files)
+    assert {"papers/flan.py", "harness/metrics.py", "harness/scenarios.py", "repro/train.py"} <= files
+
+
 def test_fingerprint_is_deterministic_and_sees_structure_types_and_values():
     ids = [[1, 2, 3], [4, 5]]
     assert fingerprint(ids) == fingerprint([[1, 2, 3], [4, 5]])
