@@ -209,6 +209,11 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
     lines.append(f"Run {record.finished}, {record.wall_time_s:.0f} s, seeds {record.seeds}, "
                  f"git `{str(record.git.get('sha', 'unknown'))[:10]}`{dirty}, {record.environment.get('device', '')}.")
     stability = read_stability(root, record.paper) if record.scale != "smoke" else None
+    if stability and stability.get("scale") == record.scale:
+        # second_results is relative to the results root, where REPORT.md lives: a working link
+        second = f" ([their results file]({stability['second_results']}))" if stability.get("second_results") else ""
+        lines.append(f"Re-run on seeds {stability['second_seeds']}{second}: {stability['agreeing']} of "
+                     f"{stability['total']} verdicts held.")
     for c in record.claims:
         lines += [""] + claim_card(c, record.seeds, stability)
     reported = {r["id"]: r for r in record.reported}

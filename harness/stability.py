@@ -47,6 +47,11 @@ def compare_verdicts(first: dict[str, Any], second: dict[str, Any]) -> dict[str,
             "first_git": first.get("git", {}).get("sha"), "second_git": second.get("git", {}).get("sha")}
 
 
+def runs_root(root: str | os.PathLike) -> Path:
+    """The results root of the second seed sets' runs (one SCALE/PAPER.json each, like results/)."""
+    return Path(root) / "stability" / "runs"
+
+
 def stability_path(root: str | os.PathLike, paper: str) -> Path:
     return Path(root) / "stability" / f"{paper}.json"
 
@@ -74,8 +79,8 @@ def read_stability(root: str | os.PathLike, paper: str) -> dict[str, Any] | None
 
 def run_stability(paper, scale: str, root: str | os.PathLike = "results", seeds: list[int] | None = None,
                   quiet: bool = False) -> dict[str, Any]:
-    """Re-run `paper` at `scale` on seeds disjoint from its committed results (or `seeds`), into a
-    scratch results root so the committed file stays, and write the comparison."""
+    """Re-run `paper` at `scale` on seeds disjoint from its committed results (or `seeds`), into
+    results/stability/runs/ so the committed file stays, and write the comparison."""
     from harness.runner import run_paper
 
     committed = run_path(root, scale, paper.name)
@@ -88,9 +93,12 @@ def run_stability(paper, scale: str, root: str | os.PathLike = "results", seeds:
     if overlap:
         raise ValueError(f"the second seed set must be disjoint from the committed {first['seeds']}; "
                          f"{sorted(overlap)} appear in both")
-    scratch = Path(tempfile.mkdtemp(prefix=f"repro-stability-{paper.name}-"))
-    second = read_run(run_paper(paper, scale, second_seeds, root=scratch, quiet=quiet)).to_dict()
+    # The second run is kept beside the comparison (results/stability/runs/SCALE/PAPER.json), not in a
+    # scratch directory: its numbers are the evidence for the second column, and the committed file
+    # at results/SCALE/PAPER.json stays the first run's.
+    second_root = runs_root(root)
+    second = read_run(run_paper(paper, scale, second_seeds, root=second_root, quiet=quiet)).to_dict()
     report = compare_verdicts(first, second)
-    report["second_results"] = str(scratch / scale / f"{paper.name}.json")
+    report["second_results"] = run_path(second_root, scale, paper.name).relative_to(Path(root)).as_posix()
     write_stability(report, root)
     return report

@@ -182,6 +182,8 @@ def test_stability_reruns_on_disjoint_seeds_and_records_each_verdicts_agreement(
     assert toy.calls == [[3], [4], [5]]  # disjoint from the committed 0, 1, 2
     report = read_stability(tmp_path, "toy")
     assert report["first_seeds"] == SEEDS and report["second_seeds"] == [3, 4, 5] and report["total"] == 3
+    second = tmp_path / report["second_results"]  # kept in the results root, named relative to it
+    assert report["second_results"] == "stability/runs/smoke/toy.json" and json.loads(second.read_text())["seeds"] == [3, 4, 5]
     assert "verdicts agree" in capsys.readouterr().out
     assert disjoint_seeds([0, 1, 2]) == [3, 4, 5]
     flip = compare_verdicts({"paper": "x", "scale": "cpu", "seeds": [0], "claims": [{"id": "A", "status": "reproduced"}]},
@@ -205,6 +207,8 @@ def test_the_report_opens_with_the_verdict_table_and_shows_claim_cards(tmp_path,
     assert "effect strong/toy/acc − weak/toy/acc: 40" in card and "paired seeds" in card
     assert "| strong/toy/acc | 90 |" in text
     assert "seeds: 0, 1, 2" in card and "stability: held on seeds 3, 4, 5" in card
+    assert "Re-run on seeds [3, 4, 5] ([their results file](stability/runs/cpu/toy.json))" in text
+    assert (tmp_path / "stability/runs/cpu/toy.json").is_file()  # the link resolves from REPORT.md's folder
     smoke_card = text[text.rindex("#### TOY-C1"):]
     assert "one training seed" in smoke_card and "power:" in smoke_card
 
