@@ -554,6 +554,11 @@ MLM_PPL_DELTA = float(f"{TABLE6_PPL_DROP * CPU_SMALL_MLM_PPL:.2g}")
 TABLE6_MRPC_GAIN = round(86.7 - 79.8, 2)
 STEPS_GAIN = 1.0  # B-C5, Fig. 5: ~+1.0 MNLI from 500k to 1M steps
 GATE = "; read only once the model the claim prefers beats the majority class on each task it reads"
+# B-C4's perplexity part is about capacity: at a budget where pre-training has not yet helped
+# fine-tuning, every size is limited by its training, not its parameters, and equal perplexities
+# say nothing about size. It is read once the pre-trained encoder beats the same encoder trained
+# from scratch (the learned-enough condition of the cpu redesign).
+PRETRAINING_HELPS = greater("mlm_nsp/avg", "scratch/avg")
 
 
 @register
@@ -596,10 +601,12 @@ class BERT(Paper):
                            greater("mlm_nsp/pair_avg", "mlm/pair_avg", delta=glue_delta(NSP_GAIN))),
                   delta_source=f"Table 5, BERT minus No NSP over its sentence-pair GLUE columns (MNLI-m, QNLI, MRPC): "
                                f"{NSP_GAIN:g} points on average: δ {glue_delta(NSP_GAIN):g}" + GATE),
-            Claim("B-C4", "Larger encoders reach lower MLM perplexity and do better even on a small task (MRPC; read "
-                          "once the largest encoder beats the majority class on it)",
+            Claim("B-C4", "Larger encoders reach lower MLM perplexity (read once pre-training beats training from "
+                          "scratch) and do better even on a small task (MRPC; read once the largest encoder beats the "
+                          "majority class on it)",
                   "Table 6", self.name,
-                  all_of(monotone([f"{k}/mlm_perplexity" for k in sizes], "decreasing", delta=MLM_PPL_DELTA),
+                  all_of(provided(PRETRAINING_HELPS,
+                                  monotone([f"{k}/mlm_perplexity" for k in sizes], "decreasing", delta=MLM_PPL_DELTA)),
                          provided(above_floor(gap_key(sizes[-1], "mrpc")),
                                   monotone([f"{k}/mrpc/acc" for k in sizes], "increasing",
                                            delta=glue_delta(TABLE6_MRPC_GAIN)))),
@@ -607,7 +614,8 @@ class BERT(Paper):
                                f"{100 * TABLE6_PPL_DROP:.1f}% of our smallest encoder's cpu perplexity "
                                f"{CPU_SMALL_MLM_PPL:g} = δ {MLM_PPL_DELTA:g}; MRPC accuracy 79.8 -> 86.7 "
                                f"({TABLE6_MRPC_GAIN:g} points), capped at the 2-point practical threshold: δ "
-                               f"{glue_delta(TABLE6_MRPC_GAIN):g}" + GATE),
+                               f"{glue_delta(TABLE6_MRPC_GAIN):g}" + GATE + "; the perplexity part once pre-training "
+                               "beats training from scratch on the GLUE average"),
             Claim("B-C5", "More pre-training steps give better fine-tuned scores (read once the final model beats the "
                           "majority class on each task)", "Fig. 5", self.name,
                   provided(above_floor(*[gap_key("mlm_nsp", t) for t in s.steps_tasks]),

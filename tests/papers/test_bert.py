@@ -174,6 +174,23 @@ def test_b_c1_and_b_c2_are_inconclusive_while_the_preferred_model_sits_at_a_majo
     assert set(PAIR_TASKS) == {"mrpc", "rte", "stsb"}
 
 
+def test_b_c4_reads_perplexity_against_size_only_once_pretraining_has_helped():
+    """Equal perplexities across sizes at a budget where pre-training has not yet beaten training
+    from scratch say nothing about size: inconclusive, keeping what the comparison alone would say."""
+    from harness.claims import INCONCLUSIVE, NOT_REPRODUCED
+    from papers.bert import BERT
+
+    claim = next(c for c in BERT().claims("cpu") if c.id == "B-C4")
+    flat = {f"{k}/mlm_perplexity": seeded("perplexity", [370.0, 372.0, 371.0], half=5.0)
+            for k in ("small", "mlm_nsp", "large")}
+    no_help = {**flat, "mlm_nsp/avg": seeded("avg", [0.40, 0.41, 0.40]), "scratch/avg": seeded("avg", [0.40, 0.40, 0.41])}
+    no_help = {**{k: None for k in claim.predicate.keys()}, **no_help}  # the MRPC part: not measured here
+    part = claim.check(no_help).evidence["parts"][0]
+    assert part["status"] == INCONCLUSIVE and part["evidence"]["claim"]["status"] == NOT_REPRODUCED
+    helped = {**no_help, "mlm_nsp/avg": seeded("avg", [0.60, 0.61, 0.62])}
+    assert claim.check(helped).evidence["parts"][0]["status"] == NOT_REPRODUCED  # now size is read: no gain
+
+
 def test_measure_takes_the_one_seed_the_runner_passes():
     from papers.bert import BERT
 
