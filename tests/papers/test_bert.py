@@ -1,7 +1,6 @@
 """BERT at the smoke scale end to end (results file shape, a computed verdict for every claim,
 the GLUE table and figure), and the recipe's pieces on their own."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,6 @@ from papers.bert import (
     SCALES,
     Corpus,
     Pretraining,
-    TaskData,
     classifier_from,
     collate_pretraining,
     model_config,
