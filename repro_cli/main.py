@@ -225,8 +225,9 @@ def cmd_helm(args: argparse.Namespace) -> None:
         except FileNotFoundError as e:
             raise UserError(f"--model {spec}: {e}") from None
         models.append((label or Path(path).name, lm))
+    models += _trained_models(args.trained or [], args.batch_size)
     if not models:
-        raise UserError("nothing to score: drop --no-bases or name models with --model [LABEL=]DIR")
+        raise UserError("nothing to score: drop --no-bases or name models with --model [LABEL=]DIR or --trained PATTERN")
     scores = {}
     bar = tqdm(total=len(models) * len(CORE), desc=f"HELM core ({scale})", unit="scenario")
     for label, lm in models:
@@ -240,6 +241,33 @@ def cmd_helm(args: argparse.Namespace) -> None:
         rates = record["mean_win_rate"][label]
         print(f"  {label:<36} " + "  ".join(f"{g} {'–' if rates[g] is None else f'{rates[g]:.2f}'}" for g in rates))
     print(f"{len(scores)} models x {len(CORE)} core scenarios -> {out} (repro report renders it)")
+
+
+def _trained_models(patterns: list[str], batch_size: int) -> list[tuple[str, object]]:
+    """(label, LM) for each finished artifact in the cache whose name matches a glob in `patterns`
+    (e.g. 'flan_*', 'instructgpt_*'): the tuned and aligned models a paper run kept. Encoders (no
+    LM head) cannot score choices or text left to right and are skipped with a note."""
+    import fnmatch
+
+    from harness.lm import load_lm
+    from repro.pipeline import artifacts_dir, list_artifacts
+
+    found = []
+    for pattern in patterns:
+        matched = [a for a in list_artifacts() if fnmatch.fnmatchcase(a.dir.name, pattern)
+                   or fnmatch.fnmatchcase(a.name, pattern)]
+        usable = [a for a in matched if a.finished and a.has_tokenizer]
+        if not usable:
+            raise UserError(f"--trained {pattern!r}: no finished model with a tokenizer in {artifacts_dir()} matches "
+                            f"({len(matched)} match without one); see `repro models`")
+        for a in usable:
+            try:
+                lm = load_lm(a.dir, batch_size=batch_size)
+            except TypeError:
+                print(f"skipped {a.dir.name}: not a language model (an encoder has no left-to-right likelihood)")
+                continue
+            found.append((a.name + ("" if a.seed is None else f"/s{a.seed}"), lm))
+    return found
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -561,7 +589,10 @@ def build_parser() -> argparse.ArgumentParser:
     helm.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
     helm.add_argument("--model", action="append", metavar="[LABEL=]DIR",
                       help="also score this run or transformers directory (repeatable; see repro models)")
-    helm.add_argument("--no-bases", action="store_true", help="score only the --model directories")
+    helm.add_argument("--trained", action="append", metavar="PATTERN",
+                      help="also score every finished model in the artifact cache whose name matches this glob "
+                           "(repeatable; e.g. 'flan_*' for FLAN's tuned models, 'instructgpt_*' for SFT and PPO)")
+    helm.add_argument("--no-bases", action="store_true", help="score only the --model and --trained models")
     helm.add_argument("--seeds", type=int, nargs="+", default=[0], help="the bases' pre-training seeds to score "
                                                                           "(so `repro run all --seeds ...` options also fit)")
     helm.add_argument("--limit", type=int, help="items per scenario (default smoke 16, cpu 300, gpu 1000)")

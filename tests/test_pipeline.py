@@ -122,6 +122,18 @@ def test_cli_train_then_generate(isolated, capsys, monkeypatch):
     assert "HELM-style core — smoke scale" in render(results).read_text()
     assert main(["helm", "--scale", "smoke", "--no-bases"]) == 2  # nothing to score: one clear line
     assert "--model" in capsys.readouterr().err
+    # a paper's tuned models, found in the artifact cache by name
+    import shutil
+
+    cache = isolated / "artifacts"
+    shutil.copytree(out, cache / "flan_tiny_s1-0123456789abcdef")
+    (cache / "flan_tiny_s1-0123456789abcdef" / "done.json").write_text("{}")
+    monkeypatch.setenv("REPRO_ARTIFACTS", str(cache))
+    assert main(["helm", "--scale", "smoke", "--no-bases", "--trained", "flan_*", "--limit", "2",
+                 "--exam-limit", "1", "--root", str(results)]) == 0
+    assert set(json.loads((results / "helm" / "smoke.json").read_text())["models"]) == {"flan_tiny/s1"}
+    assert main(["helm", "--scale", "smoke", "--no-bases", "--trained", "t0_*"]) == 2
+    assert "no finished model with a tokenizer" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
