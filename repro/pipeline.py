@@ -247,7 +247,8 @@ def module_closure(module: str | ModuleType, root: str | Path | None = None) -> 
 def _code_text(source: str) -> str:
     """What a module's source does, for the cache key: its syntax tree without comments (the parser
     drops them), docstrings or line numbers, so editing prose or layout keeps every cached model
-    while any change to code, a constant or a string that is not a docstring gives a new key."""
+    while any change to code, a constant or a string that is not a docstring gives a new key. The
+    tree's dump depends on the Python minor version, so caches are not shared across those."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
