@@ -37,7 +37,7 @@ import torch
 import repro
 from repro.config import ConfigError, ModelConfig, from_dict, parse_override
 from repro.model import build_model, get_preset, scaled
-from repro.train import Trainer, TrainConfig, TrainingError, atomic_write_text, check_writable
+from repro.train import Trainer, TrainConfig, TrainingError, atomic_write_text, check_writable, pinned_threads
 
 
 @dataclass
@@ -463,9 +463,8 @@ def run_parallel(fn, jobs: list[tuple], workers: int | None = None, desc: str = 
     workers = workers or default_workers(len(jobs))
     if workers <= 1 or len(jobs) <= 1:
         return [fn(*job) for job in jobs]
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    if os.environ.get("REPRO_THREADS"):  # a pinned count holds in the workers too (bit-exact reruns)
-        threads = int(os.environ["REPRO_THREADS"])
+    # a pinned count holds in the workers too (bit-exact reruns); else each takes its share of the cores
+    threads = pinned_threads() or max(1, (os.cpu_count() or 1) // workers)
     results: list = [None] * len(jobs)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,

@@ -291,6 +291,16 @@ def peak_flops(device: torch.device) -> float | None:
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
 
+def pinned_threads() -> int | None:
+    """The thread count REPRO_THREADS pins (for bit-exact reruns), or None when it is unset."""
+    if not os.environ.get("REPRO_THREADS"):
+        return None
+    n = int(os.environ["REPRO_THREADS"])
+    if n < 1:
+        raise ConfigError(f"REPRO_THREADS={n}: it must be a positive number of threads")
+    return n
+
+
 def cpu_threads() -> int:
     """How many threads CPU training uses, set on torch and returned (the progress bar shows it).
 
@@ -302,10 +312,7 @@ def cpu_threads() -> int:
     cores = os.cpu_count() or 1
     if torch.get_num_threads() != cores:
         return torch.get_num_threads()
-    if os.environ.get("REPRO_THREADS"):
-        n = int(os.environ["REPRO_THREADS"])
-        if n < 1:
-            raise ConfigError(f"REPRO_THREADS={n}: it must be a positive number of threads")
+    if (n := pinned_threads()) is not None:
         torch.set_num_threads(n)
         return n
     others = 0
@@ -339,12 +346,12 @@ class Trainer:
         """`tokenizer`, the one the model reads, is saved as `tokenizer/` beside the checkpoint:
         every trained artifact can then be scored, generated from and exported on its own."""
         self.cfg, self.batches, self.out_dir = cfg, batches, Path(out_dir)
-        self.tokenizer = tokenizer
         self.device = resolve_device(cfg.device)
         init_distributed(self.device)
         self.rank, self.world_size = world()
         if self.rank == 0:
             check_writable(self.out_dir)
+            _save_tokenizer_beside(self.out_dir, tokenizer)  # once, not at every checkpoint
         torch.manual_seed(cfg.seed)
         self.model = model.to(self.device)
         self.train_model = self.model
@@ -387,7 +394,6 @@ class Trainer:
         model_state = self._full_model_state()
         if self.rank != 0:
             return
-        _save_tokenizer_beside(self.out_dir, self.tokenizer)
         atomic_save(
             {
                 "step": self.step,

@@ -252,9 +252,9 @@ def _trained_models(patterns: list[str], batch_size: int) -> list[tuple[str, obj
     from harness.lm import load_lm
     from repro.pipeline import artifacts_dir, list_artifacts
 
-    found = []
+    found, cached = [], list_artifacts() if patterns else []
     for pattern in patterns:
-        matched = [a for a in list_artifacts() if fnmatch.fnmatchcase(a.dir.name, pattern)
+        matched = [a for a in cached if fnmatch.fnmatchcase(a.dir.name, pattern)
                    or fnmatch.fnmatchcase(a.name, pattern)]
         usable = [a for a in matched if a.finished and a.has_tokenizer]
         if not usable:
