@@ -3,7 +3,8 @@
 Layout under ``root`` (``results/`` by default)::
 
     <scale>/<paper>.json                                  the latest run
-    history/<scale>/<paper>/<finished>_<sha12>.json       every run it replaced
+    history/<scale>/<paper>/<finished>_<sha12>.json.gz    every run it replaced (gzip: a cpu
+                                                          record holds per-item ids, ~5 MB as text)
 
 ``write_run`` validates the record against ``harness/schema/results.schema.json``, copies the file
 it is about to replace into history (via a temporary file linked into place, so an existing history
@@ -16,6 +17,7 @@ moment the latest path holds either the old or the new complete file.
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import hashlib
 import json
 import math
@@ -41,6 +43,7 @@ __all__ = [
     "environment_info",
     "git_info",
     "history_of",
+    "read_archived",
     "latest_runs",
     "load_schema",
     "read_results_json",
@@ -316,17 +319,18 @@ def _history_name(previous: Mapping[str, Any] | None) -> str:
 
 
 def _archive(current: Path, history_dir: Path) -> Path:
-    """Copy the file at `current` into history under a name no other file has."""
+    """Copy the file at `current`, gzipped, into history under a name no other file has."""
     data = current.read_bytes()
     try:
         previous = json.loads(data)
     except ValueError:  # a corrupt file is still someone's run: keep it, name it by mtime
         previous = None
     base = _history_name(previous if isinstance(previous, Mapping) else None)
-    tmp = _temp_file(history_dir, data, base)
+    # mtime=0: the same record always compresses to the same bytes
+    tmp = _temp_file(history_dir, gzip.compress(data, mtime=0), base)
     try:
         for i in range(1000):
-            target = history_dir / (f"{base}.json" if i == 0 else f"{base}-{i}.json")
+            target = history_dir / (f"{base}.json.gz" if i == 0 else f"{base}-{i}.json.gz")
             if _place_new(tmp, target):
                 _fsync_dir(history_dir)
                 return target
@@ -397,6 +401,13 @@ def latest_runs(root: str | os.PathLike[str] = "results", scale: str = "smoke") 
 
 
 def history_of(root: str | os.PathLike[str], scale: str, paper: str) -> list[Path]:
-    """Archived runs of one paper at one scale, oldest name first."""
+    """Archived runs of one paper at one scale, oldest name first (read them with `read_archived`;
+    plain .json files from before archives were gzipped are listed too)."""
     directory = Path(root) / "history" / _safe_component(scale, "scale") / _safe_component(paper, "paper")
-    return sorted(directory.glob("*.json"))
+    return sorted([*directory.glob("*.json"), *directory.glob("*.json.gz")])
+
+
+def read_archived(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The record in a history file, gzipped or not."""
+    data = Path(path).read_bytes()
+    return json.loads(gzip.decompress(data) if str(path).endswith(".gz") else data)

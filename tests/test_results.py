@@ -51,11 +51,11 @@ def test_write_twice_keeps_the_first_in_history(tmp_path):
                          git={"sha": "fedcba9876543210fedcba9876543210fedcba98", "dirty": True})
     assert R.write_run(second, root=tmp_path) == path
     history = R.history_of(tmp_path, "smoke", "gpt2_radford2019")
-    assert [p.name for p in history] == ["20250101T000042_0123456789ab.json"]
-    assert json.loads(history[0].read_text())["notes"] == "test"
+    assert [p.name for p in history] == ["20250101T000042_0123456789ab.json.gz"]
+    assert R.read_archived(history[0]) == json.loads(json.dumps(first.to_dict()))
     assert R.read_run(path).notes == "second run"
-    for p in [path, *history]:  # both valid
-        R.validate_run(json.loads(p.read_text()))
+    R.validate_run(json.loads(path.read_text()))
+    R.validate_run(R.read_archived(history[0]))
     # same finished + sha again: a new name, never an overwrite
     R.write_run(make_record(notes="third"), root=tmp_path)
     R.write_run(make_record(notes="fourth"), root=tmp_path)
