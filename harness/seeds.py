@@ -102,8 +102,19 @@ def across_seeds(name: str, per_seed: Mapping[int, MetricResult | Mapping[str, A
         item_term = float(np.mean([((hi - lo) / (2 * _z(1 - (1 - CONFIDENCE) / 2))) ** 2
                                    for lo, hi in extra["per_seed_ci"]]))
     iv = _t_interval(np.asarray(values, float), per_item, f"t-interval over {len(seeds)} seeds", item_term)
-    extra["ci_method"] = iv.method
-    return MetricResult(name, value, metrics[0].n, iv.lo, iv.hi, extra)
+    lo, hi = iv.lo, iv.hi
+    # A bounded quantity (R^2 <= 1, an accuracy in [0, 1]) declares its bounds; a t-interval over
+    # two or three seeds can reach past them (R^2 [0.33, 1.37]), which no value can: cut it there.
+    bounds = first.get("bounds")
+    method = iv.method
+    if bounds is not None:
+        low, high = bounds
+        cut_lo, cut_hi = max(lo, low) if low is not None else lo, min(hi, high) if high is not None else hi
+        if (cut_lo, cut_hi) != (lo, hi):
+            method += f", cut at the metric's bounds [{low}, {high}]"
+        lo, hi = cut_lo, cut_hi
+    extra["ci_method"] = method
+    return MetricResult(name, value, metrics[0].n, lo, hi, extra)
 
 
 def seeds_of(m: MetricResult) -> list[int] | None:

@@ -34,6 +34,20 @@ def test_across_seeds_keeps_every_seed_and_averages():
                                                                        mean_with_ci("acc", [1, 0, 1, 1]).ci_high)
 
 
+def test_a_bounded_metric_keeps_its_interval_inside_its_bounds():
+    # two seeds' R^2 of a fit, as GPT-3's G3-C5 had them: the t-interval alone reaches past 1
+    fits = {0: 0.98, 1: 0.72}
+    free = across_seeds("r2", {s: MetricResult("r2", v, 4, None, None, {}) for s, v in fits.items()})
+    bounded = across_seeds("r2", {s: MetricResult("r2", v, 4, None, None, {"bounds": [None, 1.0]})
+                                  for s, v in fits.items()})
+    assert free.ci_high > 1.0 and bounded.ci_high == 1.0
+    assert bounded.ci_low == free.ci_low and bounded.value == free.value
+    assert "bounds" in bounded.extra["ci_method"]
+    inside = across_seeds("r2", {s: MetricResult("r2", v, 4, None, None, {"bounds": [None, 1.0]})
+                                 for s, v in {0: 0.91, 1: 0.92, 2: 0.915}.items()})
+    assert inside.ci_high < 1.0 and "bounds" not in inside.extra["ci_method"]
+
+
 def test_the_paired_interval_is_the_t_interval_of_seed_differences_plus_the_item_term():
     a = seeded("a", {0: [1.0, 2.0, 3.0], 1: [2.0, 3.0, 4.0], 2: [1.5, 2.5, 3.5]})
     b = seeded("b", {0: [0.0, 1.0, 2.0], 1: [0.0, 1.0, 2.0], 2: [0.0, 1.0, 2.0]})
