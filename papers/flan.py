@@ -43,7 +43,7 @@ from harness.scenarios import Scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
 from papers.glue import GlueTask, majority
 from repro.data.instructions import FORMATS, flan_mixture, flan_pair, flan_tasks, scored_templates
-from repro.data.objectives import IGNORE_INDEX
+from repro.data.objectives import fit_prompt_completion, prompt_completion_batch
 from repro.data.tasks import get_task
 from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
 from repro.pipeline import artifact_dir, run_parallel, train_once
@@ -195,28 +195,17 @@ def tuning_pairs(run: TuningRun, s: ScaleSettings, seed: int) -> list[tuple[str,
 
 
 def batches(pairs: list[tuple[str, str]], tok, block: int, batch_size: int):
-    """Prompt + answer (+ eos) per row, the prompt left-truncated to fit `block`; loss on the answer."""
-    eos = tok.eos_token_id
-    rows = []
-    for prompt, answer in pairs:
-        a = tok(answer, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
-        a = a[:block // 2]
-        p = tok(prompt, add_special_tokens=False)["input_ids"][-(block + 1 - len(a)):]
-        rows.append((p, a))
+    """Prompt + answer (+ eos) per row, cut to `block` (`fit_prompt_completion`); loss on the answer.
+    No attention mask: padding is on the right, where causal attention never lets a real token see
+    it, and the unmasked path is the fast one (0.22 vs 0.37 s/step measured)."""
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    rows = [fit_prompt_completion(tok(prompt, add_special_tokens=False)["input_ids"],
+                                  tok(answer, add_special_tokens=False)["input_ids"] + eos, block)
+            for prompt, answer in pairs]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
 
     def batch(step: int) -> dict:
-        chunk = rows[step * batch_size:(step + 1) * batch_size]
-        T = max(len(p) + len(a) for p, a in chunk) - 1
-        ids = torch.full((len(chunk), T), pad, dtype=torch.long)
-        labels = torch.full((len(chunk), T), IGNORE_INDEX, dtype=torch.long)
-        for r, (p, a) in enumerate(chunk):
-            full = torch.tensor(p + a)
-            ids[r, :len(full) - 1] = full[:-1]
-            labels[r, len(p) - 1:len(full) - 1] = full[len(p):]
-        # no attention mask: padding is on the right, so causal attention never lets a real token see
-        # it, and the unmasked path is the fast one (0.22 vs 0.37 s/step measured)
-        return {"input_ids": ids, "labels": labels}
+        return prompt_completion_batch(rows[step * batch_size:(step + 1) * batch_size], pad_id=pad)
 
     return batch
 

@@ -279,18 +279,12 @@ def load_scalar(directory: Path, config) -> torch.nn.Module:
 
 def sft_batches(examples: list[tuple[list[int], list[int]]], batch_size: int, seed: int, pad_id: int):
     """Seeded batches of demonstrations: labels only on response tokens (and the closing eos)."""
-    from repro.model.heads import IGNORE_INDEX
-    from repro.rlhf import pad_right
+    from repro.data.objectives import prompt_completion_batch
 
     def batch(step: int) -> dict:
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         rows = [examples[i] for i in torch.randint(0, len(examples), (batch_size,), generator=g).tolist()]
-        ids, mask = pad_right([p + r for p, r in rows], pad_id)
-        labels = ids[:, 1:].clone()
-        labels[mask[:, 1:] == 0] = IGNORE_INDEX
-        for i, (p, _) in enumerate(rows):
-            labels[i, : len(p) - 1] = IGNORE_INDEX  # position t predicts token t+1: prompt targets masked
-        return {"input_ids": ids[:, :-1], "attention_mask": mask[:, :-1], "labels": labels}
+        return prompt_completion_batch(rows, pad_id=pad_id, attention_mask=True)
 
     return batch
 

@@ -71,7 +71,7 @@ from papers import t0 as t0_paper
 from papers import t5 as t5_paper
 from papers.glue import TASKS, GlueTask, average_score, load_rows, majority, score_gap, task_metrics, zero_gap
 from repro.config import ModelConfig
-from repro.data.objectives import IGNORE_INDEX
+from repro.data.objectives import fit_prompt_completion, prompt_completion_batch
 from repro.model import LanguageModel, ModelOutput
 from repro.model.heads import last_token_index
 from repro.peft_methods import (
@@ -660,27 +660,18 @@ def xsum_task(s: ScaleSettings):
 
 
 def lm_batches(pairs: list[tuple[str, str]], tok, block: int, batch_size: int, seed: int):
-    """Prompt + answer + eos per row (prompt left-truncated to fit `block`), loss on the answer,
+    """Prompt + answer + eos per row (cut to `block` by `fit_prompt_completion`), loss on the answer,
     rows in a seeded order, epoch after epoch; right padding, no mask needed (causal)."""
     eos = tok.eos_token_id
-    rows = []
-    for prompt, answer in pairs:
-        a = (tok(answer, add_special_tokens=False)["input_ids"] + [eos])[: block // 2]
-        p = tok(prompt, add_special_tokens=False)["input_ids"][-(block + 1 - len(a)):]
-        rows.append((p, a))
+    rows = [fit_prompt_completion(tok(prompt, add_special_tokens=False)["input_ids"],
+                                  tok(answer, add_special_tokens=False)["input_ids"] + [eos], block)
+            for prompt, answer in pairs]
     order = np.random.default_rng(seed).permutation(len(rows))
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos
 
     def batch(step: int) -> dict:
-        chunk = [rows[order[(step * batch_size + i) % len(rows)]] for i in range(batch_size)]
-        T = max(len(p) + len(a) for p, a in chunk) - 1
-        ids = torch.full((batch_size, T), pad, dtype=torch.long)
-        labels = torch.full((batch_size, T), IGNORE_INDEX, dtype=torch.long)
-        for r, (p, a) in enumerate(chunk):
-            full = torch.tensor(p + a)
-            ids[r, : len(full) - 1] = full[:-1]
-            labels[r, len(p) - 1 : len(full) - 1] = full[len(p):]
-        return {"input_ids": ids, "labels": labels}
+        return prompt_completion_batch([rows[order[(step * batch_size + i) % len(rows)]] for i in range(batch_size)],
+                                       pad_id=pad)
 
     return batch
 

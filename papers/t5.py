@@ -50,6 +50,7 @@ from repro.data.objectives import (
     bert_style_denoising,
     deshuffle,
     prefix_lm,
+    prompt_completion_batch,
     seq2seq_pairs,
     span_corruption,
 )
@@ -328,16 +329,8 @@ def seq2seq_batch(pairs: list[tuple[list[int], list[int]]], corpus: Corpus, kind
     if kind == "encoder-decoder":
         return seq2seq_pairs([a for a, _ in pairs], [b for _, b in pairs], pad_id=tok.pad_token_id, max_len=10**6,
                              eos_id=tok.eos_token_id)
-    seqs = [(with_eos(a, tok.eos_token_id), with_eos(b, tok.eos_token_id)) for a, b in pairs]
-    T = max(len(a) + len(b) for a, b in seqs) - 1
-    ids = torch.full((len(seqs), T), tok.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(seqs), T), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(seqs), T), dtype=torch.long)
-    for row, (a, b) in enumerate(seqs):
-        full = torch.tensor(a + b)
-        ids[row, : len(full) - 1], mask[row, : len(full) - 1] = full[:-1], 1
-        labels[row, len(a) - 1 : len(full) - 1] = full[len(a) :]
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return prompt_completion_batch([(with_eos(a, tok.eos_token_id), with_eos(b, tok.eos_token_id)) for a, b in pairs],
+                                   pad_id=tok.pad_token_id, attention_mask=True)
 
 
 def with_eos(ids, eos: int) -> list[int]:

@@ -76,6 +76,7 @@ DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
     "bpe": {
         "min_frequency": 2,
         "add_prefix_space": False,  # GPT-2 does not prepend a space
+        "individual_digits": False,  # GPT-2 merges digit runs; True gives each digit its own token (LLaMA, PaLM)
         "model_max_length": 1024,  # GPT-2 context
     },
     "wordpiece": {
@@ -277,7 +278,11 @@ class _SpoolReader:
 
 def _train_bpe(texts: Iterable[str], vocab_size: int, s: dict[str, Any], show_progress: bool) -> Tokenizer:
     tok = Tokenizer(models.BPE())  # no unk: every byte has a symbol
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=s["add_prefix_space"])
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=s["add_prefix_space"])
+    # Digits first: "1234" becomes four pieces that no merge can join, so a number's tokens are
+    # its digits (small models then learn arithmetic digit by digit, as LLaMA's and PaLM's vocabularies intend)
+    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                         if s["individual_digits"] else byte_level)
     tok.decoder = decoders.ByteLevel()
     # trim_offsets=False keeps offsets on the raw bytes; the processor adds no tokens (GPT-2)
     tok.post_processor = processors.ByteLevel(trim_offsets=False)

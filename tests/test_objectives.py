@@ -11,10 +11,12 @@ from repro.data.objectives import (
     IGNORE_INDEX,
     bert_style_denoising,
     deshuffle,
+    fit_prompt_completion,
     mask_tokens_mlm,
     nsp_pairs,
     pack_causal_lm,
     prefix_lm,
+    prompt_completion_batch,
     random_spans_noise_mask,
     seq2seq_pairs,
     span_corruption,
@@ -333,6 +335,49 @@ def test_seq2seq_pairs_defaults_and_no_double_eos():
     assert batch["decoder_input_ids"].tolist() == [[PAD, 8]]  # T5 starts decoding from pad
     with pytest.raises(ValueError):
         seq2seq_pairs([[5]], [], pad_id=PAD, max_len=8, eos_id=EOS)
+
+
+@FAST
+@given(pairs=st.lists(st.tuples(st.lists(st.integers(5, 50), min_size=1, max_size=20),
+                                st.lists(st.integers(5, 50), min_size=1, max_size=20)), min_size=1, max_size=6),
+       mask=st.booleans())
+def test_prompt_completion_batch_puts_the_loss_on_the_completion_only(pairs, mask):
+    batch = prompt_completion_batch(pairs, pad_id=PAD, attention_mask=mask)
+    ids, labels = batch["input_ids"], batch["labels"]
+    assert ("attention_mask" in batch) == mask
+    for i, (prompt, completion) in enumerate(pairs):
+        full = prompt + completion
+        n = len(full) - 1
+        assert ids[i, :n].tolist() == full[:-1] and (ids[i, n:] == PAD).all()
+        scored = labels[i][labels[i] != IGNORE_INDEX].tolist()
+        assert scored == completion  # exactly the completion, in order
+        # each scored position predicts the next token of the row (teacher forcing)
+        where = (labels[i] != IGNORE_INDEX).nonzero().flatten().tolist()
+        assert all(labels[i, t] == full[t + 1] for t in where) and where[0] == len(prompt) - 1
+        if mask:
+            assert batch["attention_mask"][i].tolist() == [1] * n + [0] * (ids.shape[1] - n)
+        # a row does not depend on the rows beside it, only on the batch's width
+        alone = prompt_completion_batch([(prompt, completion)], pad_id=PAD)
+        assert ids[i, :n].tolist() == alone["input_ids"][0].tolist()
+        assert labels[i, :n].tolist() == alone["labels"][0].tolist()
+
+
+@FAST
+@given(prompt=st.lists(st.integers(5, 50), min_size=1, max_size=60),
+       completion=st.lists(st.integers(5, 50), min_size=1, max_size=60), block=st.integers(2, 40))
+def test_fit_prompt_completion_keeps_the_prompts_end_and_the_completions_start(prompt, completion, block):
+    p, c = fit_prompt_completion(prompt, completion, block)
+    assert len(p) + len(c) <= block + 1 and p and c
+    assert c == completion[: len(c)] and p == prompt[len(prompt) - len(p):]
+    if len(prompt) + len(completion) <= block + 1 and len(completion) <= block // 2:
+        assert (p, c) == (prompt, completion)  # a pair that fits is left whole
+
+
+def test_prompt_completion_batch_rejects_an_empty_prompt_or_batch():
+    with pytest.raises(ValueError, match="prompt"):
+        prompt_completion_batch([([], [5, 6])], pad_id=PAD)
+    with pytest.raises(ValueError, match="empty"):
+        prompt_completion_batch([], pad_id=PAD)
 
 
 def test_objectives_do_not_touch_global_rng():

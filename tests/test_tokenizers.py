@@ -122,6 +122,22 @@ def test_bpe_round_trips_any_unicode(toks, text):
     assert tok.decode(tok(text)["input_ids"]) == text
 
 
+@pytest.fixture(scope="module")
+def digit_bpe(small_corpus, tmp_path_factory):
+    numbers = [f"Q: What is {a} plus {b}? A: {a + b}" for a, b in zip(range(100, 900, 7), range(50, 850, 7))]
+    return train_tokenizer("bpe", small_corpus + numbers, 600, cache_dir=tmp_path_factory.mktemp("digits"),
+                           individual_digits=True)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=40), number=st.integers(min_value=0, max_value=10**12))
+def test_bpe_with_individual_digits_gives_one_token_per_digit_and_round_trips(digit_bpe, text, number):
+    ids = digit_bpe(f"{text} {number}")["input_ids"]
+    assert digit_bpe.decode(ids) == f"{text} {number}"
+    pieces = digit_bpe.convert_ids_to_tokens(digit_bpe(f" {number}")["input_ids"])
+    assert pieces == ["Ġ", *str(number)]  # the space stands alone: no merge reaches across a digit
+
+
 _ACCENTED = "àáâäçèéêëìíîïñòóôöùúûüÀÉÎÕÜÇ"
 
 

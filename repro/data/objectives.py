@@ -14,6 +14,9 @@ papers' values:
 - :func:`bert_style_denoising`     T5's "BERT-style" variant (15% iid: 90% mask / 10% random;
                                    targets = the whole original sequence).
 - :func:`seq2seq_pairs`            teacher-forced encoder-decoder batch (T5 / Transformer).
+- :func:`prompt_completion_batch`  its decoder-only counterpart: prompt + completion in one row,
+                                   the loss on the completion only (FLAN, SFT, PEFT, T5's LM rows);
+                                   :func:`fit_prompt_completion` cuts a pair to a context.
 
 Labels use -100 (:data:`IGNORE_INDEX`) for positions without a loss, as
 ``torch.nn.functional.cross_entropy`` and ``transformers`` expect.
@@ -39,6 +42,8 @@ __all__ = [
     "deshuffle",
     "bert_style_denoising",
     "seq2seq_pairs",
+    "fit_prompt_completion",
+    "prompt_completion_batch",
 ]
 
 IGNORE_INDEX = -100
@@ -474,3 +479,45 @@ def _trim_with_eos(seq: Sequence[int], max_len: int, eos_id: int) -> list[int]:
     if seq and seq[-1] == eos_id:
         seq.pop()
     return seq[: max_len - 1] + [eos_id]
+
+
+def fit_prompt_completion(prompt: Sequence[int], completion: Sequence[int], block: int) -> tuple[list[int], list[int]]:
+    """A (prompt, completion) pair cut to fit a ``block``-token training row: the completion keeps
+    its first ``block // 2`` tokens, the prompt its last tokens (the end of a prompt is what the
+    completion follows). One row is ``block + 1`` tokens: ``block`` inputs, shifted targets."""
+    if block < 2:
+        raise ValueError(f"block must be >= 2, got {block}")
+    completion = [int(t) for t in completion][: block // 2]
+    keep = block + 1 - len(completion)
+    prompt = [int(t) for t in prompt]
+    return prompt[len(prompt) - keep:] if len(prompt) > keep else prompt, completion
+
+
+def prompt_completion_batch(
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]], *, pad_id: int, attention_mask: bool = False
+) -> dict[str, Tensor]:
+    """A teacher-forced decoder-only batch: row r is ``prompt + completion`` (right-padded with
+    ``pad_id``), position t predicts token t + 1, and only the completion's tokens carry a loss
+    (``labels`` is -100 on the prompt and on padding). Every prompt needs at least one token (the
+    first completion token is predicted from the prompt's last).
+
+    Padding sits on the right, so under causal attention no real position sees it: the mask changes
+    nothing a loss reads, and the unmasked path is the faster one. ``attention_mask=True`` adds it
+    for models that need it (an HF model that derives positions from it)."""
+    if not pairs:
+        raise ValueError("empty batch")
+    if any(len(p) == 0 for p, _ in pairs):
+        raise ValueError("every prompt needs at least one token: the first completion token is predicted from it")
+    length = max(len(p) + len(c) for p, c in pairs) - 1
+    input_ids = torch.full((len(pairs), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(pairs), length), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(pairs), length), dtype=torch.long)
+    for row, (prompt, completion) in enumerate(pairs):
+        full = torch.tensor([*prompt, *completion], dtype=torch.long)
+        input_ids[row, : len(full) - 1] = full[:-1]
+        mask[row, : len(full) - 1] = 1
+        labels[row, len(prompt) - 1 : len(full) - 1] = full[len(prompt):]
+    out = {"input_ids": input_ids, "labels": labels}
+    if attention_mask:
+        out["attention_mask"] = mask
+    return out
