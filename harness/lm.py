@@ -335,12 +335,24 @@ class LM(abc.ABC):
             out: list[str] = [""] * len(requests)
             for members in groups.values():
                 opts = parsed[members[0]][1]
-                items = [(i, self._generation_prompt(parsed[i][0], opts["max_gen_toks"])) for i in members]
-                results = _in_batches(items, lambda it: (-len(it[1]), it[1]), self.batch_size,
-                                      lambda batch: self._generate_batch([p for _, p in batch], opts))
-                for (i, _), text in zip(items, results):
-                    out[i] = cut_at_stop(text, parsed[i][1]["until"])
+                prompts = [self._generation_prompt(parsed[i][0], opts["max_gen_toks"]) for i in members]
+                for i, text in zip(members, self._generate_all(prompts, opts)):
+                    out[i] = cut_at_stop(text, opts["until"])
             return out
+
+    def generate_ids(self, prompts: Sequence[Sequence[int]], **kwargs) -> list[str]:
+        """`generate_until` for prompts that are already token ids (a paper's encoded sources, taken
+        as they are: no truncation, no special tokens added), with the same options and batching."""
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        opts = self._gen_options(kwargs)
+        with _Timed(self, len(prompts)):
+            texts = self._generate_all([[int(t) for t in p] for p in prompts], opts)
+            return [cut_at_stop(text, opts["until"]) for text in texts]
+
+    def _generate_all(self, prompts: list[list[int]], opts: dict) -> list[str]:
+        """Texts generated for `prompts`, longest first in batches of `batch_size`, in input order."""
+        return _in_batches(prompts, lambda p: (-len(p), p), self.batch_size, lambda batch: self._generate_batch(batch, opts))
 
     def _gen_options(self, kwargs: dict | None) -> dict:
         kwargs = dict(kwargs or {})

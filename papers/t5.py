@@ -55,7 +55,6 @@ from repro.data.objectives import (
     span_corruption,
 )
 from repro.data.tasks import Mixture, Task, get_task
-from repro.generate import GenerationConfig, generate
 from repro.model import LanguageModel, scaled
 from repro.pipeline import artifact_dir, fingerprint, run_parallel, train_once
 from repro.tokenizers import sentinel_ids, train_tokenizer
@@ -531,27 +530,11 @@ def answer_loglikelihoods(model: LanguageModel, corpus: Corpus, sources: list[li
     return np.array([ll for ll, _ in scores]).reshape(len(sources), len(targets))
 
 
-@torch.no_grad()
 def decode(model: LanguageModel, corpus: Corpus, sources: list[list[int]], max_new: int, batch_size: int = 64) -> list[str]:
-    """Greedy decoding (§3.1.4), shortest sources first; decoder-only prompts are left padded."""
-    tok = corpus.tokenizer
-    pad, eos = tok.pad_token_id, tok.eos_token_id
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    out: dict[int, str] = {}
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        seqs = [with_eos(sources[r], eos) for r in rows]
-        T = max(map(len, seqs))
-        ids = torch.full((len(seqs), T), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        left = model.config.kind == "decoder"
-        for i, seq in enumerate(seqs):
-            span = slice(T - len(seq), T) if left else slice(0, len(seq))
-            ids[i, span], mask[i, span] = torch.tensor(seq), 1
-        config = GenerationConfig(method="greedy", max_new_tokens=max_new, eos_id=eos, pad_id=pad)
-        for r, row in zip(rows, generate(model, ids, mask, config).tolist()):
-            out[r] = tok.decode(row, skip_special_tokens=True).strip()
-    return [out[i] for i in range(len(sources))]
+    """Greedy decoding (§3.1.4) of each source (eos appended) through the harness LM."""
+    lm = ReproLM(model, corpus.tokenizer, batch_size=batch_size, device=str(next(model.parameters()).device))
+    eos = corpus.tokenizer.eos_token_id
+    return [text.strip() for text in lm.generate_ids([with_eos(s, eos) for s in sources], max_gen_toks=max_new)]
 
 
 # ----------------------------------------------------------------------------------------------

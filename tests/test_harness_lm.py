@@ -221,6 +221,18 @@ def test_greedy_generation_agrees_with_transformers_generate(ours, theirs):
     assert ours.generate_until(requests) == theirs.generate_until(requests)
 
 
+def test_generate_ids_is_generate_until_on_encoded_prompts(ours, theirs):
+    contexts = ["the cat sat on", "a", "Question: Where does the sun"]
+    options = {"until": ["\n"], "max_gen_toks": 8}
+    ids = [ours.tok_encode(c) for c in contexts]
+    expected = ours.generate_until([(c, options) for c in contexts])
+    assert ours.generate_ids(ids, **options) == expected == theirs.generate_ids(ids, **options)
+    with pytest.raises(ValueError, match="at least one token"):
+        ours.generate_ids([[]])
+    with pytest.raises(ValueError, match="unknown generation option"):
+        ours.generate_ids(ids, beams=4)
+
+
 def _left_pad(rows):
     width = max(map(len, rows))
     ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])

@@ -20,6 +20,7 @@ from papers.t5 import (
     Corpus,
     answer_loglikelihoods,
     answer_strings,
+    decode,
     finetuning_batches,
     rank_classify,
     FinetuneConfig,
@@ -149,6 +150,32 @@ def test_rank_classification_picks_the_answer_with_the_lowest_training_loss(tiny
                            for src in sources])
     assert answer_loglikelihoods(model, tiny_corpus, sources, answers) == pytest.approx(-losses, abs=1e-4)
     assert rank_classify(model, tiny_corpus, sources, answers) == [answers[i] for i in losses.argmin(1)]
+
+
+@pytest.mark.parametrize("kind", ["encoder-decoder", "decoder"])
+def test_decode_is_step_by_step_greedy(tiny_corpus, kind, monkeypatch):
+    """Greedy decoding through the harness LM, checked against argmax of a full forward pass per step."""
+    monkeypatch.setenv("REPRO_PRECISION", "fp32")
+    torch.manual_seed(0)
+    model = LanguageModel(model_config(SCALES["smoke"], len(tiny_corpus.tokenizer), kind)).eval()
+    tok, eos = tiny_corpus.tokenizer, tiny_corpus.tokenizer.eos_token_id
+    sources = [tok(t, add_special_tokens=False)["input_ids"] for t in ("the film is great", "so", "a dull plot again")]
+    expected = []
+    with torch.no_grad():
+        for src in sources:
+            src = torch.tensor([src + [eos]])
+            out = [tok.pad_token_id] if kind == "encoder-decoder" else []
+            for _ in range(5):
+                if kind == "encoder-decoder":
+                    logits = model(src, decoder_input_ids=torch.tensor([out])).logits
+                else:
+                    logits = model(torch.cat([src, torch.tensor([out], dtype=torch.long)], 1)).logits
+                out.append(int(logits[0, -1].argmax()))
+                if out[-1] == eos:
+                    break
+            new = out[1:] if kind == "encoder-decoder" else out
+            expected.append(tok.decode(new, skip_special_tokens=True).strip())
+    assert decode(model, tiny_corpus, sources, max_new=5, batch_size=2) == expected
 
 
 def test_source_reliance_reads_the_encoder_only_through_cross_attention(tiny_corpus):
