@@ -38,7 +38,7 @@ from torch import nn
 from harness.claims import Claim, all_of, approximately_equal, greater, monotone, provided
 from harness.metrics import MetricResult, perplexity
 from harness.plots import Figure, Panel, Series
-from papers import Measured, Paper, one_seed, register
+from papers import Measured, Paper, glue, one_seed, register
 from papers.glue import (
     MAJORITY,
     TASKS,
@@ -440,18 +440,14 @@ def finetune(model: nn.Module, data: TaskData, ft: FinetuneConfig, seed: int, pa
     return model
 
 
-@torch.no_grad()
 def predict(model: nn.Module, data: TaskData, pad_id: int, segments: bool, batch_size: int = 64) -> np.ndarray:
-    order = sorted(range(len(data.val)), key=lambda i: len(data.val[i][0]))
-    out = np.empty(len(order))
-    device = next(model.parameters()).device  # the Trainer leaves the model on its device (CUDA when there)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        batch = collate([data.val[i] for i in idx], [0.0] * len(idx), data.task, pad_id, segments)
+    """Class predictions (argmax) or similarity scores for the validation items, in order."""
+    def inputs(examples: list) -> dict:
+        batch = collate(examples, [0.0] * len(examples), data.task, pad_id, segments)
         batch.pop("labels")
-        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-        out[idx] = (logits.squeeze(-1) if data.task.similarity else logits.argmax(-1)).float().cpu().numpy()
-    return out
+        return batch
+
+    return glue.predict(model, data.val, inputs, data.task.similarity, batch_size=batch_size)
 
 
 # ----------------------------------------------------------------------------------------------

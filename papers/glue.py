@@ -110,6 +110,23 @@ class EpochPlan:
         return self._plan(epoch)[index]
 
 
+@torch.no_grad()
+def predict(model: torch.nn.Module, items: list, make_batch, similarity: bool, length=lambda item: len(item[0]),
+            batch_size: int = 64) -> np.ndarray:
+    """A fine-tuned classifier's output for each item, in the items' order: the argmax class, or the
+    score of a similarity (regression) task. Items go shortest first (less padding); `make_batch`
+    turns a list of items into the model's keyword inputs. The model is put in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device  # the Trainer leaves the model on its device (CUDA when there)
+    order = sorted(range(len(items)), key=lambda i: length(items[i]))
+    out = np.empty(len(order))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        logits = model(**{k: v.to(device) for k, v in make_batch([items[i] for i in idx]).items()}).logits
+        out[idx] = (logits.squeeze(-1) if similarity else logits.argmax(-1)).float().cpu().numpy()
+    return out
+
+
 def task_metrics(task: GlueTask, preds: np.ndarray, golds: np.ndarray) -> dict[str, MetricResult]:
     """The papers' dev metrics: accuracy; CoLA MCC; MRPC F1 and accuracy; STS-B Pearson and
     Spearman. Predictions pooled over fine-tuning seeds count as more items."""

@@ -33,7 +33,7 @@ from harness.lm import ReproLM
 from harness.metrics import MetricResult, matthews_corrcoef
 from harness.plots import Figure, Panel, Series
 from harness.scenarios import get_scenario, run_scenario
-from papers import Measured, Paper, one_seed, register
+from papers import Measured, Paper, glue, one_seed, register
 from papers.glue import (
     MAJORITY,
     TASKS,
@@ -423,19 +423,13 @@ def finetune_job(config, state: dict, data: TaskData, ft: FinetuneConfig, seed: 
     return predict(finetune(model, data, ft, seed, aux, pad_id), data, pad_id)
 
 
-@torch.no_grad()
 def predict(model: GPT1Classifier, data: TaskData, pad_id: int, batch_size: int = 64) -> np.ndarray:
     """Class predictions (argmax) or similarity scores for the validation items, in order."""
-    model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(data.val_inputs)), key=lambda i: len(data.val_inputs[i][0]))  # less padding
-    out = np.empty(len(order))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        batch = collate([data.val_inputs[i] for i in idx], [0.0] * len(idx), data.task.similarity, pad_id)
-        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits
-        out[idx] = (logits.squeeze(-1) if data.task.similarity else logits.argmax(-1)).float().cpu().numpy()
-    return out
+    def inputs(examples: list) -> dict:
+        batch = collate(examples, [0.0] * len(examples), data.task.similarity, pad_id)
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+    return glue.predict(model, data.val_inputs, inputs, data.task.similarity, batch_size=batch_size)
 
 
 # ----------------------------------------------------------------------------------------------

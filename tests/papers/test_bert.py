@@ -1,6 +1,7 @@
 """BERT at the smoke scale end to end (results file shape, a computed verdict for every claim,
 the GLUE table and figure), and the recipe's pieces on their own."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -194,3 +195,37 @@ def test_measure_takes_the_one_seed_the_runner_passes():
 
     with pytest.raises(ValueError, match="one seed"):
         BERT().measure("smoke", [0, 1])
+
+
+@pytest.mark.parametrize("similarity", [False, True])
+def test_glue_predict_returns_each_items_output_in_order_whatever_the_batching(similarity):
+    """papers.glue.predict batches items shortest first; every item's argmax class (or score) must come
+    back at its own index, the same for any batch size, and equal to the model run on the item alone."""
+    from papers import glue
+
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(50, 1 if similarity else 3)
+
+    class Mean(torch.nn.Module):  # a classifier whose output depends on every real token of its input
+        def __init__(self):
+            super().__init__()
+            self.table = table
+
+        def forward(self, input_ids, attention_mask):
+            h = (self.table(input_ids) * attention_mask[..., None]).sum(1) / attention_mask.sum(1, keepdim=True)
+            return type("Out", (), {"logits": h})()
+
+    g = torch.Generator().manual_seed(1)
+    items = [(torch.randint(1, 50, (int(n),), generator=g).tolist(),) for n in torch.randint(1, 12, (23,), generator=g)]
+
+    def inputs(batch):
+        width = max(len(it[0]) for it in batch)
+        ids = torch.tensor([it[0] + [0] * (width - len(it[0])) for it in batch])
+        return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+    model = Mean()
+    with torch.no_grad():
+        alone = [model(**inputs([it])).logits[0] for it in items]
+    expected = np.array([float(o.squeeze(-1)) if similarity else int(o.argmax()) for o in alone])
+    for batch_size in (1, 5, 64):
+        assert glue.predict(model, items, inputs, similarity, batch_size=batch_size) == pytest.approx(expected, abs=1e-6)
