@@ -193,7 +193,11 @@ SCALES = {
         # one seed, greedy, exact match): digit-level tokens with task weights favouring 2D+/- and RI/CL (60%
         # task tokens): 2D+ 0%, 2D- 3%; digit-level tokens and 90% of the tokens 2D+/2D- documents: 2D+ 0%,
         # 2D- 1%, held-out loss 1.38. The model learns the format (' 122', ' 12') but not the sums: the
-        # budget, not the tokenisation or the mixture, is what is missing (a longer curve is being measured).
+        # budget, not the tokenisation or the mixture, is what is missing. A longer run (same 90% mixture, peak
+        # lr 3e-3, cosine over 2,400 steps, 4-shot greedy on 100 items every 300 steps): 2D+ 0 / 0 / 0% and 2D-
+        # 2 / 1 / 0% at steps 300 / 600 / 900 (stopped there: 2.5x the cpu budget and still nothing). Learned
+        # absolute positions under random window offsets may be part of it (each operand position must be
+        # learned at every offset); untested.
         # Timing probes, one thread, batch 16 x 256, vocab 2048 (a shared, loaded machine): L2d48 0.29-0.32 s/step,
         # L2d96 0.47, L3d128 0.68-0.81, L4d160 1.10 (3-14k tokens/s). 366 steps: 1.10 x 366 = 400 s for the
         # largest, 0.3 + 0.47 + 0.72 = 1.49 x 366 = 545 s for the other three; evaluation (untrained L3d128,
