@@ -71,7 +71,7 @@ def test_run_writes_a_valid_file_with_computed_verdicts(tmp_path, toy):
     assert {c["id"]: c["status"] for c in one.claims}["TOY-C1"] == "inconclusive"  # one seed never decides
     assert record.reported and record.git["sha"] and record.wall_time_s >= 0
     run_paper(toy, "smoke", SEEDS, root=tmp_path, quiet=True)  # a second run keeps the first in history
-    assert len(list((tmp_path / "history").rglob("*.json"))) == 1
+    assert len(list((tmp_path / "history").rglob("*.json.gz"))) == 1
 
 
 def test_report_shows_claims_metrics_and_a_figure(tmp_path, toy):
@@ -264,7 +264,7 @@ def test_recheck_decides_again_from_stored_metrics_without_measuring(tmp_path, t
     assert len(toy.calls) == calls  # nothing was measured again
     assert {c["id"]: c["status"] for c in record.claims}["TOY-C1"] == "reproduced"
     assert record.metrics == fresh and record.extra["verdicts_rechecked"]["git"]  # merged again: as measured
-    assert len(list((tmp_path / "history").rglob("*.json"))) == 1  # the older verdicts are kept
+    assert len(list((tmp_path / "history").rglob("*.json.gz"))) == 1  # the older verdicts are kept
     assert main(["recheck", "toy", "--scale", "smoke", "--root", str(tmp_path / "none")]) == 2
     assert "repro run toy --scale smoke" in capsys.readouterr().err
 
