@@ -197,7 +197,8 @@ SCALES = {
         # lr 3e-3, cosine over 2,400 steps, 4-shot greedy on 100 items every 300 steps): 2D+ 0 / 0 / 0% and 2D-
         # 2 / 1 / 0% at steps 300 / 600 / 900 (stopped there: 2.5x the cpu budget and still nothing). Learned
         # absolute positions under random window offsets may be part of it (each operand position must be
-        # learned at every offset); untested.
+        # learned at every offset): with rotary positions instead (same 90% mixture, 366 steps), 2D+ reads
+        # 3 / 0 / 4% and 2D- 2 / 2 / 4% at steps 122 / 244 / 366, a few items of 100, not a learned skill.
         # Timing probes, one thread, batch 16 x 256, vocab 2048 (a shared, loaded machine): L2d48 0.29-0.32 s/step,
         # L2d96 0.47, L3d128 0.68-0.81, L4d160 1.10 (3-14k tokens/s). 366 steps: 1.10 x 366 = 400 s for the
         # largest, 0.3 + 0.47 + 0.72 = 1.49 x 366 = 545 s for the other three; evaluation (untrained L3d128,
