@@ -105,15 +105,11 @@ def across_seeds(name: str, per_seed: Mapping[int, MetricResult | Mapping[str, A
     lo, hi = iv.lo, iv.hi
     # A bounded quantity (R^2 <= 1, an accuracy in [0, 1]) declares its bounds; a t-interval over
     # two or three seeds can reach past them (R^2 [0.33, 1.37]), which no value can: cut it there.
-    bounds = first.get("bounds")
-    method = iv.method
-    if bounds is not None:
-        low, high = bounds
-        cut_lo, cut_hi = max(lo, low) if low is not None else lo, min(hi, high) if high is not None else hi
-        if (cut_lo, cut_hi) != (lo, hi):
-            method += f", cut at the metric's bounds [{low}, {high}]"
-        lo, hi = cut_lo, cut_hi
-    extra["ci_method"] = method
+    low, high = first.get("bounds") or (None, None)
+    cut_lo = lo if low is None else max(lo, low)
+    cut_hi = hi if high is None else min(hi, high)
+    extra["ci_method"] = iv.method + (f", cut at the metric's bounds [{low}, {high}]" if (cut_lo, cut_hi) != (lo, hi) else "")
+    lo, hi = cut_lo, cut_hi
     return MetricResult(name, value, metrics[0].n, lo, hi, extra)
 
 
