@@ -51,6 +51,7 @@ class BaseSpec:
     d_model: int
     n_head: int
     d_ff: int | None = None  # None: the preset's d_ff / d_model ratio (4 for all three)
+    positions: str | None = None  # None: the preset's (learned for BERT and GPT-2, relative for T5)
     vocab_size: int = 4096
     block_size: int = 128
     tokens: int = 1_000_000  # training tokens (the guide: ~20 per parameter, Hoffmann et al. 2022)
@@ -80,6 +81,8 @@ class BaseSpec:
                    "max_seq_len": self.block_size + 1, "dropout": 0.0}
         if self.d_ff is not None:
             changes["d_ff"] = self.d_ff
+        if self.positions is not None:
+            changes["positions"] = self.positions
         return scaled(preset, **changes)
 
     def train_config(self, seed: int) -> TrainConfig:
