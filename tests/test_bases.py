@@ -188,7 +188,7 @@ def test_every_scale_has_a_decoder_sweep_smallest_first():
         assert [12 * s.n_layer * s.d_model**2 for s in sizes] == sorted({12 * s.n_layer * s.d_model**2 for s in sizes})
 
 
-def test_the_encoder_base_exports_as_bert_with_equal_logits(smoke_bases, tmp_path):
+def test_the_encoder_base_exports_as_roformer_with_equal_logits(smoke_bases, tmp_path):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from repro_cli.main import main

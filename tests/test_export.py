@@ -1,4 +1,4 @@
-"""repro export: a trained run becomes its `transformers` twin (GPT-2, Llama, BERT or T5) with the
+"""repro export: a trained run becomes its `transformers` twin (GPT-2, Llama, BERT, RoFormer or T5) with the
 same logits, loadable by the Auto classes and by lm-eval's own `hf` model, which scores it as ours
 does. The shared bases' exports are checked in test_bases.py."""
 
@@ -78,6 +78,30 @@ def test_the_bert_twin_has_our_mlm_and_nsp_logits(nsp):
     torch.testing.assert_close(logits[mask.bool()], mine.logits[mask.bool()], atol=1e-5, rtol=1e-4)
     if nsp:
         torch.testing.assert_close(out.seq_relationship_logits, mine.seq_logits, atol=1e-5, rtol=1e-4)
+
+
+def test_the_roformer_twin_has_our_rotary_encoders_logits_with_padding_and_segments():
+    # the shared encoder base's shape: BERT with rotary positions; 6 heads of 8, so the reordering of
+    # each head's query and key rows is checked beyond one head
+    ours = _noisy(MaskedLanguageModel(scaled("bert_base", n_layer=2, d_model=48, n_head=6, vocab_size=101,
+                                             max_seq_len=40, dropout=0.0, positions="rope")), std=0.05)
+    theirs = to_hf(ours)
+    assert type(theirs).__name__ == "RoFormerForMaskedLM"
+    g = torch.Generator().manual_seed(4)
+    ids, segments = torch.randint(0, 101, (2, 40), generator=g), torch.zeros(2, 40, dtype=torch.long)
+    segments[:, 25:] = 1
+    mask = torch.ones_like(ids)
+    mask[0, 33:] = 0
+    with torch.no_grad():
+        out, mine = theirs(input_ids=ids, attention_mask=mask, token_type_ids=segments), ours(ids, mask, token_type_ids=segments)
+    torch.testing.assert_close(out.logits[mask.bool()], mine.logits[mask.bool()], atol=1e-5, rtol=1e-4)
+
+
+def test_a_rotary_encoder_at_another_base_is_refused():
+    model = MaskedLanguageModel(scaled("bert_base", n_layer=1, d_model=32, n_head=2, vocab_size=50, max_seq_len=16,
+                                       dropout=0.0, positions="rope", rope_theta=500.0))
+    with pytest.raises(ExportError, match="rope_theta=500.0"):
+        to_hf(model)
 
 
 @pytest.mark.parametrize("activation, scaled_output", [("relu", True), ("geglu_tanh", False)])

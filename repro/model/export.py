@@ -7,6 +7,7 @@ and any other `transformers` tool load it:
     GPT-2-shaped decoder (pre-LN LayerNorm + biases, learned positions)  -> GPT2LMHeadModel
     Llama-shaped decoder (pre-RMSNorm, RoPE, SwiGLU, no biases)          -> LlamaForCausalLM
     BERT-shaped encoder (post-LN, segments, embedding norm)              -> BertForMaskedLM / BertForPreTraining
+    the same with rotary positions (the shared encoder base)             -> RoFormerForMaskedLM
     T5-shaped encoder-decoder (pre-RMSNorm, relative position buckets)   -> T5ForConditionalGeneration
 
 The shared bases and every paper run are one of these. Another architecture is refused with the
@@ -56,6 +57,9 @@ LLAMA_SHAPE = (("kind", "decoder"), ("positions", "rope"), ("norm", "rmsnorm"), 
 BERT_SHAPE = (("kind", "encoder"), ("positions", "learned"), ("norm", "layernorm"), ("norm_placement", "post"),
               ("bias", True), ("tie_embeddings", True), ("scale_embeddings", False), ("embedding_norm", True),
               ("scale_attention", True), ("attention_pattern", "dense"))
+# RoFormer (Su et al. 2021) is BERT with rotary positions in place of the learned table, at RoPE's
+# usual base
+ROFORMER_SHAPE = tuple((f, "rope") if f == "positions" else (f, v) for f, v in BERT_SHAPE) + (("rope_theta", 10000.0),)
 T5_SHAPE = (("kind", "encoder-decoder"), ("positions", "t5_relative"), ("norm", "rmsnorm"), ("norm_placement", "pre"),
             ("bias", False), ("scale_embeddings", False), ("scale_attention", False), ("embedding_norm", False),
             ("attention_pattern", "dense"))
@@ -74,7 +78,7 @@ def _mismatch(config: ModelConfig, shape: tuple) -> str | None:
 def twin(config: ModelConfig) -> str:
     """The `transformers` architecture `config` is the shape of, or ExportError naming, for the
     closest twin of its kind, the field that differs."""
-    candidates = {"decoder": [("gpt2", GPT2_SHAPE), ("llama", LLAMA_SHAPE)], "encoder": [("bert", BERT_SHAPE)],
+    candidates = {"decoder": [("gpt2", GPT2_SHAPE), ("llama", LLAMA_SHAPE)], "encoder": [("bert", BERT_SHAPE), ("roformer", ROFORMER_SHAPE)],
                   "encoder-decoder": [("t5", T5_SHAPE)]}.get(config.kind, [])
     reasons = []
     for name, shape in candidates:
@@ -82,8 +86,8 @@ def twin(config: ModelConfig) -> str:
         if why is None:
             if name == "gpt2":
                 check_gpt2_shape(config)
-            elif name == "bert" and config.activation not in BERT_ACTIVATIONS:
-                raise ExportError(f"cannot export as BERT: activation={config.activation!r}; BERT takes "
+            elif name in ("bert", "roformer") and config.activation not in BERT_ACTIVATIONS:
+                raise ExportError(f"cannot export as {name}: activation={config.activation!r}; BERT takes "
                                   f"{', '.join(BERT_ACTIVATIONS)}")
             elif name == "t5" and config.activation not in T5_ACTIVATIONS:
                 raise ExportError(f"cannot export as T5: activation={config.activation!r}; T5 takes "
@@ -91,13 +95,14 @@ def twin(config: ModelConfig) -> str:
             return name
         reasons.append(f"not {name}-shaped ({why})")
     raise ExportError(f"cannot export a {config.kind} model to transformers: " + "; ".join(reasons or ["no twin"])
-                      + ". Exportable: GPT-2- or Llama-shaped decoders, BERT-shaped encoders, T5-shaped encoder-decoders "
+                      + ". Exportable: GPT-2- or Llama-shaped decoders, BERT- or RoFormer-shaped encoders, T5-shaped encoder-decoders "
                         "(the presets gpt2_*, llama_*, bert_*, t5_* scaled down)")
 
 
 def to_hf(model):
     """`model` as its `transformers` twin (see the module doc), with the same weights."""
-    return {"gpt2": to_gpt2, "llama": to_llama, "bert": to_bert, "t5": to_t5}[twin(model.config)](model)
+    return {"gpt2": to_gpt2, "llama": to_llama, "bert": to_bert, "roformer": to_roformer,
+            "t5": to_t5}[twin(model.config)](model)
 
 
 def _load_twin(hf, weights: dict, ignore=lambda key: False):
@@ -141,35 +146,73 @@ def to_bert(model):
     """`BertForPreTraining` when the model has BERT's next-sentence head, else `BertForMaskedLM`."""
     import transformers
 
-    from repro.model.convert import bert_modules
+    c, nsp = model.config, getattr(model, "nsp_head", None) is not None
+    hf = (transformers.BertForPreTraining if nsp else transformers.BertForMaskedLM)(
+        transformers.BertConfig(max_position_embeddings=c.max_seq_len, **_bert_config(c)))
+    out = _bert_weights(model, "bert", nsp)
+    out["bert.embeddings.position_embeddings.weight"] = model.state_dict()["body.encoder.pos_embed.weight"]
+    return _load_bert_family(hf, out, "bert", c)
+
+
+def to_roformer(model):
+    """`RoFormerForMaskedLM`: BERT's layers with rotary positions. transformers has no RoFormer
+    with a next-sentence head, so a model's NSP head and pooler (the shared encoder base builds
+    them, untrained) are not exported; the MLM head and every encoder weight are.
+
+    RoFormer rotates interleaved pairs of a head's dimensions (0,1), (2,3), ...; we rotate the
+    halves (i, i + d/2), as Llama does. The same rotation of the same pairs gives the same scores,
+    so each head's query and key rows are reordered: their row 2i is our row i, their row 2i+1 is
+    our row i + d/2."""
+    import transformers
 
     c = model.config
-    nsp = getattr(model, "nsp_head", None) is not None
-    hf_config = transformers.BertConfig(
-        vocab_size=c.vocab_size, hidden_size=c.d_model, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
-        intermediate_size=c.d_ff, hidden_act=BERT_ACTIVATIONS[c.activation], max_position_embeddings=c.max_seq_len,
-        type_vocab_size=max(c.n_segments, 1), layer_norm_eps=c.norm_eps, hidden_dropout_prob=c.dropout,
-        attention_probs_dropout_prob=c.dropout, tie_word_embeddings=True)
-    sd = model.state_dict()
-    e = "bert.embeddings"
-    out = {f"{e}.word_embeddings.weight": sd["body.tok_embed.weight"],
-           f"{e}.position_embeddings.weight": sd["body.encoder.pos_embed.weight"]}
+    hf = transformers.RoFormerForMaskedLM(transformers.RoFormerConfig(
+        embedding_size=c.d_model, max_position_embeddings=c.max_seq_len, rotary_value=False, **_bert_config(c)))
+    out = _bert_weights(model, "roformer", nsp=False)
+    half = c.head_dim // 2
+    order = torch.tensor([i // 2 + (half if i % 2 else 0) for i in range(c.head_dim)])
+    rows = torch.cat([head * c.head_dim + order for head in range(c.n_head)])
+    for i in range(c.n_layer):
+        a = f"roformer.encoder.layer.{i}.attention.self"
+        for name in ("query", "key"):
+            out[f"{a}.{name}.weight"], out[f"{a}.{name}.bias"] = out[f"{a}.{name}.weight"][rows], out[f"{a}.{name}.bias"][rows]
+    return _load_bert_family(hf, out, "roformer", c, ignore=lambda k: k.endswith("embed_positions.weight"))
+
+
+def _bert_config(c: ModelConfig) -> dict:
+    return dict(vocab_size=c.vocab_size, hidden_size=c.d_model, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
+                intermediate_size=c.d_ff, hidden_act=BERT_ACTIVATIONS[c.activation], type_vocab_size=max(c.n_segments, 1),
+                layer_norm_eps=c.norm_eps, hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.dropout,
+                tie_word_embeddings=True)
+
+
+def _bert_weights(model, prefix: str, nsp: bool) -> dict:
+    """BERT's and RoFormer's names (`prefix` "bert" or "roformer") for every weight but positions."""
+    from repro.model.convert import bert_modules
+
+    c, sd = model.config, model.state_dict()
+    e = f"{prefix}.embeddings"
+    out = {f"{e}.word_embeddings.weight": sd["body.tok_embed.weight"], "cls.predictions.bias": sd["mlm_head.bias"]}
     if c.n_segments:
         out[f"{e}.token_type_embeddings.weight"] = sd["body.encoder.segment_embed.weight"]
     for ours, theirs in bert_modules(c.n_layer, nsp):
-        _pair(out, theirs, sd, ours)
+        _pair(out, theirs.replace("bert.", f"{prefix}.", 1), sd, ours)
     for i in range(c.n_layer):
-        ours, a = f"body.encoder.layers.{i}", f"bert.encoder.layer.{i}.attention.self"
+        ours, a = f"body.encoder.layers.{i}", f"{prefix}.encoder.layer.{i}.attention.self"
         for name, w, b in zip(("query", "key", "value"), sd[f"{ours}.self_attn.qkv_proj.weight"].chunk(3),
                               sd[f"{ours}.self_attn.qkv_proj.bias"].chunk(3)):
             out[f"{a}.{name}.weight"], out[f"{a}.{name}.bias"] = w, b
-    out["cls.predictions.bias"] = sd["mlm_head.bias"]
-    hf = (transformers.BertForPreTraining if nsp else transformers.BertForMaskedLM)(hf_config)
+    return out
+
+
+def _load_bert_family(hf, out: dict, prefix: str, c: ModelConfig, ignore=lambda key: False):
     # the decoder is tied to the word embeddings (and its bias is cls.predictions.bias); a model with
-    # one segment has no token-type table of its own: BERT's single row stays zero, adding nothing
+    # one segment has no token-type table of its own: the twin's single row stays zero, adding nothing
     if not c.n_segments:
-        out[f"{e}.token_type_embeddings.weight"] = hf.bert.embeddings.token_type_embeddings.weight.detach().zero_()
-    return _load_twin(hf, out, lambda k: k.startswith("cls.predictions.decoder.") or k.endswith("position_ids"))
+        table = getattr(hf, prefix).embeddings.token_type_embeddings.weight
+        out[f"{prefix}.embeddings.token_type_embeddings.weight"] = table.detach().zero_()
+    return _load_twin(hf, out, lambda k: k.startswith("cls.predictions.decoder.") or k.endswith("position_ids")
+                      or ignore(k))
 
 
 def to_t5(model):
@@ -277,4 +320,5 @@ def export_hf(run_dir: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
-__all__ = ["ExportError", "check_gpt2_shape", "export_hf", "to_bert", "to_gpt2", "to_hf", "to_llama", "to_t5", "twin"]
+__all__ = ["ExportError", "check_gpt2_shape", "export_hf", "to_bert", "to_gpt2", "to_hf", "to_llama", "to_roformer", "to_t5",
+           "twin"]
