@@ -38,25 +38,32 @@ from torch import nn
 from harness.claims import Claim, all_of, approximately_equal, greater, monotone, provided
 from harness.metrics import MetricResult, perplexity
 from harness.plots import Figure, Panel, Series
-from papers import Measured, Paper, glue, one_seed, register
+from papers import Measured, Paper, one_seed, register
 from papers.glue import (
     MAJORITY,
     TASKS,
     EpochPlan,
+    FinetuneConfig,
     GlueTask,
+    TaskData,
     above_floor,
     average_score,
+    classifier_from,
+    collate,
+    finetune,
     floor_metric,
     gap_key,
     glue_delta,
-    load_rows,
+    load_task,
     majority_part,
     over_majority,
+    pad,
+    predict_task,
     task_metrics,
 )
 from repro.config import ModelConfig
 from repro.data.objectives import IGNORE_INDEX, mask_tokens_mlm, nsp_pairs
-from repro.model import LanguageModel, MaskedLanguageModel, SequenceClassifier, scaled
+from repro.model import LanguageModel, MaskedLanguageModel, scaled
 from repro.pipeline import artifact_dir, fingerprint, run_parallel, train_once
 from repro.train import Trainer, TrainConfig, snapshots
 
@@ -70,18 +77,6 @@ class Size:
     d_model: int
     n_head: int
     reported: str  # the Table 6 row beside it (reported.yaml id stem)
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """§4.1 / App. A.3; defaults are the paper's values."""
-
-    lr: float = 2e-5  # best of {5e-5, 4e-5, 3e-5, 2e-5} on dev
-    batch_size: int = 32
-    epochs: int = 3
-    warmup_fraction: float = 0.1  # BERT's run_classifier.py: 10% linear warm-up, then linear decay
-    dropout: float = 0.1
-    weight_decay: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -242,13 +237,6 @@ def load_corpus(s: ScaleSettings) -> Corpus:
 # Pre-training batches: NSP pairs, MLM corruption (or next-token targets for LTR)
 
 
-def pad(rows: list[list[int]], value: int) -> torch.Tensor:
-    out = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r)
-    return out
-
-
 class PretrainBatches:
     """Batch `step` of pre-training, a pure function of the step (exact resume). Pairs are built
     per pass over the corpus with that pass's seed, then shuffled; the MLM mask is drawn per batch."""
@@ -364,90 +352,13 @@ def mlm_perplexity(model: MaskedLanguageModel, corpus: Corpus, s: ScaleSettings)
 # Fine-tuning on GLUE
 
 
-@dataclass
-class TaskData:
-    task: GlueTask
-    train: list[tuple[list[int], list[int]]]  # (input ids, segment ids)
-    train_labels: list[float]
-    val: list[tuple[list[int], list[int]]]
-    val_labels: list[float]
-
-
-def load_task(task: GlueTask, tokenizer, max_len: int, n_train: int | None, n_val: int | None) -> TaskData:
-    """[CLS] A [SEP] (B [SEP]) with segment ids, truncated to `max_len` (the longer side first)."""
-    def encode(rows):
-        texts = [[r[f] for f in task.fields] for r in rows]
-        enc = tokenizer(*zip(*texts), truncation=True, max_length=max_len)
-        return list(zip(enc["input_ids"], enc["token_type_ids"])), [float(r["label"]) for r in rows]
-
-    train_rows, val_rows = load_rows(task, n_train, n_val)
-    return TaskData(task, *encode(train_rows), *encode(val_rows))
-
-
-def collate(examples: list[tuple[list[int], list[int]]], labels: list[float], task: GlueTask, pad_id: int,
-            segments: bool) -> dict:
-    batch = {"input_ids": pad([e[0] for e in examples], pad_id),
-             "attention_mask": pad([[1] * len(e[0]) for e in examples], 0),
-             "labels": torch.tensor(labels, dtype=torch.float32 if task.similarity else torch.long)}
-    if segments:
-        batch["token_type_ids"] = pad([e[1] for e in examples], 0)
-    return batch
-
-
-def classifier_from(config: ModelConfig, state: dict | None, task: GlueTask, ft: FinetuneConfig, seed: int) -> SequenceClassifier:
-    """§4.1: the pre-trained network (its pooler too, when NSP trained one) plus a new linear
-    layer; `state` None is the from-scratch row."""
-    torch.manual_seed(seed)
-    model = SequenceClassifier(config.replace(n_labels=task.n_labels, dropout=ft.dropout))
-    if state is not None:
-        own = model.state_dict()
-        kept = {k: v for k, v in state.items() if k in own and not k.startswith("classifier.")}
-        missing = [k for k in own if k.startswith("body.") and k not in kept]
-        if missing:
-            raise ValueError(f"pre-trained weights lack {missing[0]} (and {len(missing) - 1} more)")
-        model.load_state_dict(kept, strict=False)
-    return model
-
-
 def finetune_job(config: ModelConfig, state: dict | None, data: TaskData, ft: FinetuneConfig, seed: int,
                  pad_id: int) -> np.ndarray:
     """Fine-tune every weight for `ft.epochs` epochs, return dev predictions (a `run_parallel` job)."""
     model = classifier_from(config, state, data.task, ft, seed)
     segments = config.kind == "encoder"
     finetune(model, data, ft, seed, pad_id, segments)
-    return predict(model.eval(), data, pad_id, segments)
-
-
-def finetune(model: nn.Module, data: TaskData, ft: FinetuneConfig, seed: int, pad_id: int, segments: bool,
-             steps: int | None = None) -> nn.Module:
-    """Train the parameters of `model` that require grad on `data`: length-grouped batches, Adam
-    with warm-up then linear decay (§4.1), for `ft.epochs` epochs or, given, `steps` steps (the PEFT
-    module trains every method for the same number of steps)."""
-    import tempfile
-
-    plan = EpochPlan([len(x[0]) for x in data.train], ft.batch_size, seed)
-    steps = steps or ft.epochs * plan.steps_per_epoch
-
-    def batches(step: int) -> dict:
-        picks = plan(step)
-        return collate([data.train[i] for i in picks], [data.train_labels[i] for i in picks], data.task, pad_id, segments)
-
-    cfg = TrainConfig(steps=steps, batch_size=ft.batch_size, lr=ft.lr, betas=(0.9, 0.999), eps=1e-6,
-                      weight_decay=ft.weight_decay, schedule="linear", warmup_steps=max(1, round(ft.warmup_fraction * steps)),
-                      grad_clip=1.0, seed=seed, log_every=steps, progress=False)
-    with tempfile.TemporaryDirectory(prefix="bert-finetune-") as out_dir:
-        Trainer(model, cfg, batches, out_dir).fit()
-    return model
-
-
-def predict(model: nn.Module, data: TaskData, pad_id: int, segments: bool, batch_size: int = 64) -> np.ndarray:
-    """Class predictions (argmax) or similarity scores for the validation items, in order."""
-    def inputs(examples: list) -> dict:
-        batch = collate(examples, [0.0] * len(examples), data.task, pad_id, segments)
-        batch.pop("labels")
-        return batch
-
-    return glue.predict(model, data.val, inputs, data.task.similarity, batch_size=batch_size)
+    return predict_task(model.eval(), data, pad_id, segments)
 
 
 # ----------------------------------------------------------------------------------------------

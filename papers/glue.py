@@ -1,8 +1,10 @@
 """GLUE fine-tuning pieces shared by the papers that fine-tune a pre-trained network per task
-(GPT-1, BERT): the tasks the offline mirror has, their dev metrics, the "Avg" column with a
-CI, an epoch plan of length-grouped batches, and the majority-class floor every classification
-claim is gated on (`over_majority`, `above_floor`). How an example becomes tokens (GPT-1's
-traversal-style input, BERT's [CLS] A [SEP] B [SEP]) stays with each paper.
+(GPT-1, BERT, PEFT): the tasks the offline mirror has, their dev metrics, the "Avg" column with
+a CI, an epoch plan of length-grouped batches, the majority-class floor every classification
+claim is gated on (`over_majority`, `above_floor`), and BERT's recipe for fine-tuning an encoder
+as a classifier ([CLS] A [SEP] B [SEP] with segment ids, a new linear layer on the pooled [CLS],
+every weight trained), which BERT's rows and PEFT's encoder rows both follow. GPT-1's
+traversal-style input stays with GPT-1.
 
 Not registered as a paper: `papers.discover()` imports it and finds nothing to register.
 """
@@ -26,6 +28,9 @@ from harness.metrics import (
     resampled_score,
     spearman,
 )
+from repro.config import ModelConfig
+from repro.model import SequenceClassifier
+from repro.train import Trainer, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -247,3 +252,103 @@ def above_floor(*gap_keys: str) -> Predicate:
         raise ValueError("above_floor needs at least one gap")
     parts = [greater(k, FLOOR) for k in gap_keys]
     return parts[0] if len(parts) == 1 else all_of(*parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# An encoder fine-tuned as a classifier: BERT's recipe (§4.1), which PEFT's encoder rows reuse
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """BERT's fine-tuning recipe (Devlin et al. §4.1 / App. A.3); the defaults are the paper's values."""
+
+    lr: float = 2e-5  # best of {5e-5, 4e-5, 3e-5, 2e-5} on dev
+    batch_size: int = 32
+    epochs: int = 3
+    warmup_fraction: float = 0.1  # BERT's run_classifier.py: 10% linear warm-up, then linear decay
+    dropout: float = 0.1
+    weight_decay: float = 0.01
+
+
+@dataclass
+class TaskData:
+    task: GlueTask
+    train: list[tuple[list[int], list[int]]]  # (input ids, segment ids)
+    train_labels: list[float]
+    val: list[tuple[list[int], list[int]]]
+    val_labels: list[float]
+
+
+def load_task(task: GlueTask, tokenizer, max_len: int, n_train: int | None, n_val: int | None) -> TaskData:
+    """[CLS] A [SEP] (B [SEP]) with segment ids, truncated to `max_len` (the longer side first)."""
+    def encode(rows):
+        texts = [[r[f] for f in task.fields] for r in rows]
+        enc = tokenizer(*zip(*texts), truncation=True, max_length=max_len)
+        return list(zip(enc["input_ids"], enc["token_type_ids"])), [float(r["label"]) for r in rows]
+
+    train_rows, val_rows = load_rows(task, n_train, n_val)
+    return TaskData(task, *encode(train_rows), *encode(val_rows))
+
+
+def collate(examples: list[tuple[list[int], list[int]]], labels: list[float], task: GlueTask, pad_id: int,
+            segments: bool) -> dict:
+    batch = {"input_ids": pad([e[0] for e in examples], pad_id),
+             "attention_mask": pad([[1] * len(e[0]) for e in examples], 0),
+             "labels": torch.tensor(labels, dtype=torch.float32 if task.similarity else torch.long)}
+    if segments:
+        batch["token_type_ids"] = pad([e[1] for e in examples], 0)
+    return batch
+
+
+def classifier_from(config: ModelConfig, state: dict | None, task: GlueTask, ft: FinetuneConfig, seed: int) -> SequenceClassifier:
+    """§4.1: the pre-trained network (its pooler too, when NSP trained one) plus a new linear
+    layer; `state` None is the from-scratch row."""
+    torch.manual_seed(seed)
+    model = SequenceClassifier(config.replace(n_labels=task.n_labels, dropout=ft.dropout))
+    if state is not None:
+        own = model.state_dict()
+        kept = {k: v for k, v in state.items() if k in own and not k.startswith("classifier.")}
+        missing = [k for k in own if k.startswith("body.") and k not in kept]
+        if missing:
+            raise ValueError(f"pre-trained weights lack {missing[0]} (and {len(missing) - 1} more)")
+        model.load_state_dict(kept, strict=False)
+    return model
+
+
+def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out
+
+
+def finetune(model: torch.nn.Module, data: TaskData, ft: FinetuneConfig, seed: int, pad_id: int, segments: bool,
+             steps: int | None = None) -> torch.nn.Module:
+    """Train the parameters of `model` that require grad on `data`: length-grouped batches, Adam
+    with warm-up then linear decay (§4.1), for `ft.epochs` epochs or, given, `steps` steps (the PEFT
+    module trains every method for the same number of steps)."""
+    import tempfile
+
+    plan = EpochPlan([len(x[0]) for x in data.train], ft.batch_size, seed)
+    steps = steps or ft.epochs * plan.steps_per_epoch
+
+    def batches(step: int) -> dict:
+        picks = plan(step)
+        return collate([data.train[i] for i in picks], [data.train_labels[i] for i in picks], data.task, pad_id, segments)
+
+    cfg = TrainConfig(steps=steps, batch_size=ft.batch_size, lr=ft.lr, betas=(0.9, 0.999), eps=1e-6,
+                      weight_decay=ft.weight_decay, schedule="linear", warmup_steps=max(1, round(ft.warmup_fraction * steps)),
+                      grad_clip=1.0, seed=seed, log_every=steps, progress=False)
+    with tempfile.TemporaryDirectory(prefix="bert-finetune-") as out_dir:
+        Trainer(model, cfg, batches, out_dir).fit()
+    return model
+
+
+def predict_task(model: torch.nn.Module, data: TaskData, pad_id: int, segments: bool, batch_size: int = 64) -> np.ndarray:
+    """Class predictions (argmax) or similarity scores for the validation items, in order."""
+    def inputs(examples: list) -> dict:
+        batch = collate(examples, [0.0] * len(examples), data.task, pad_id, segments)
+        batch.pop("labels")
+        return batch
+
+    return predict(model, data.val, inputs, data.task.similarity, batch_size=batch_size)

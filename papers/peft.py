@@ -5,11 +5,13 @@ The methods are `repro.peft_methods` (LoRA and (IA)^3 on the W_q / W_v and k / v
 attention projection; tests/test_peft_methods.py shows they give `peft`'s outputs on the same
 weights, and prompt / prefix tuning give peft's on a converted `transformers` GPT-2 and BERT).
 
-Bases: pre-trained networks of the other modules, through the artifact cache (the same config is
-the same cache key, so `reproduce-all` trains each once):
-  - the encoder: BERT's `mlm_nsp` row at `bert_scale` (`papers.bert`), read as BERT fine-tunes it
-    ([CLS] through the pooler and a new linear layer, trained by every method: LoRA, Houlsby and
-    P-Tuning v2 train such a head, and so does peft for sequence classification);
+Bases: pre-trained networks shared through the artifact cache (the same config is the same cache
+key, so `reproduce-all` trains each once):
+  - the encoder: the shared encoder base at `bases_scale` (`repro.bases`: BERT's encoder with
+    rotary positions, masked-LM pre-trained, checked against its held-out target), read as BERT
+    fine-tunes it (`papers.glue.finetune`: [CLS] through the pooler and a new linear layer,
+    trained by every method: LoRA, Houlsby and P-Tuning v2 train such a head, and so does peft for
+    sequence classification);
   - the decoders: the shared decoder bases at `bases_scale` (`repro.bases`, GPT-2's size sweep,
     each checked against its held-out target), read as Lester et al. and
     T-Few read a language model: the LM head's logits of each class's label token at the last
@@ -66,10 +68,24 @@ from harness.metrics import (
 )
 from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
-from papers import bert as bert_paper
 from papers import t0 as t0_paper
 from papers import t5 as t5_paper
-from papers.glue import TASKS, GlueTask, average_score, load_rows, majority, score_gap, task_metrics, zero_gap
+from papers.glue import (
+    TASKS,
+    FinetuneConfig,
+    GlueTask,
+    TaskData,
+    average_score,
+    classifier_from,
+    finetune,
+    load_rows,
+    load_task,
+    majority,
+    predict_task,
+    score_gap,
+    task_metrics,
+    zero_gap,
+)
 from repro.config import ModelConfig
 from repro.data.objectives import fit_prompt_completion, prompt_completion_batch
 from repro.model import LanguageModel, ModelOutput
@@ -86,7 +102,7 @@ from repro.peft_methods import (
     merge_for_inference,
     virtual_tokens,
 )
-from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
+from repro.bases import BaseSpec, decoder_bases, get_base, pretrain_base, pretrain_bases
 from repro.pipeline import artifact_dir, fingerprint, run_parallel, train_once
 from repro.train import (
     TrainConfig,
@@ -147,8 +163,7 @@ def recipes(lr: dict[str, float], bottleneck: int) -> tuple[Recipe, ...]:
 
 @dataclass(frozen=True)
 class ScaleSettings:
-    bert_scale: str  # the encoder: papers.bert's `mlm_nsp` row at this scale
-    bases_scale: str  # the decoders: the shared decoder bases of this scale (repro.bases)
+    bases_scale: str  # the encoder and the decoders: the shared bases of this scale (repro.bases)
     t0_scale: str  # the encoder-decoders: papers.t0's LM-adapted bases (every size) at this scale
     main_index: int  # which decoder the few-shot and XSum arms use
     recipes: tuple[Recipe, ...]
@@ -246,7 +261,7 @@ TUNING_FRACTION = 0.2  # of each task's training examples, held out of training 
 
 SCALES = {
     "smoke": ScaleSettings(
-        bert_scale="smoke", bases_scale="smoke", t0_scale="smoke",
+        bases_scale="smoke", t0_scale="smoke",
         main_index=2, recipes=recipes(_LR, bottleneck=4), steps=8, batch_size=16, sweep_steps=8, sweep_batch=16,
         warmup_fraction=0.1,
         glue_tasks=tuple(TASKS), train_examples=48, eval_examples=48, sweep_tasks=("sst2",),
@@ -267,7 +282,7 @@ SCALES = {
     # LM-adapted bases (412 s in one process). Measured: 1,071 s with the BERT and GPT-2 bases trained
     # in the run and T0's cached.
     "cpu": ScaleSettings(
-        bert_scale="cpu", bases_scale="cpu", t0_scale="cpu",
+        bases_scale="cpu", t0_scale="cpu",
         main_index=1, recipes=recipes(_LR, bottleneck=8), steps=120, batch_size=32, sweep_steps=150, sweep_batch=16,
         warmup_fraction=0.1,
         glue_tasks=tuple(TASKS), train_examples=1000, eval_examples=None, sweep_tasks=("sst2",),
@@ -276,7 +291,7 @@ SCALES = {
         profile_batch=32, profile_length=44, profile_steps=8,
     ),
     "gpu": ScaleSettings(
-        bert_scale="gpu", bases_scale="gpu", t0_scale="gpu",
+        bases_scale="gpu", t0_scale="gpu",
         main_index=2, recipes=recipes(_LR_GPU, bottleneck=16), steps=600, batch_size=32, sweep_steps=600, sweep_batch=32,
         warmup_fraction=0.06, glue_tasks=tuple(TASKS), train_examples=None, eval_examples=None,
         sweep_tasks=("sst2", "mrpc", "rte"), fewshot_tasks=("sst2", "rte", "mrpc", "cola"), fewshot_k=32,
@@ -296,7 +311,7 @@ class Base:
     """A pre-trained network every method starts from, as picklable data for the workers."""
 
     label: str  # "encoder", the decoder's size label ("L3d96"), or an encoder-decoder's ("t5lm_L2d64")
-    family: str  # the module that trained it (a key of BASE_LOADERS)
+    family: str  # what trained it: "bases" (repro.bases) or "t0" (papers.t0's LM adaptation)
     config: ModelConfig
     state: dict[str, torch.Tensor]
     tokenizer: Any
@@ -317,32 +332,20 @@ def _call(fn, args: tuple):
     return fn(*args)
 
 
-def _bert_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], list[Base]]]:
-    bs = bert_paper.SCALES[s.bert_scale]
-    corpus = bert_paper.load_corpus(bs)
-    row = bert_paper.pretrainings(bs)[0]  # `mlm_nsp`, exactly as BERT pre-trains it (snapshots included)
-    out = bert_paper.pretrain_dir(row, bs, corpus, seed)
-    todo = [] if (out / "done.json").exists() else [(bert_paper.pretrain_job, (row, bs, corpus, seed))]
-
-    def load() -> list[Base]:
-        model = bert_paper.load_pretrained(row, bs, corpus, seed)
-        return [Base("encoder", "bert", model.config, model.state_dict(), corpus.tokenizer, corpus.specials["pad"],
-                     out.name)]
-
-    return todo, load
-
-
-def _decoder_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], list[Base]]]:
-    # pre-trained (and checked against their targets) by repro.bases before the other families' jobs
-    pretrain_bases(s.bases_scale, [z.name for z in s.decoder_sizes], seeds=(seed,))
+def _shared_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], list[Base]]]:
+    """The encoder and the decoder family: pre-trained (and checked against their targets) by
+    repro.bases here, before the encoder-decoders' jobs."""
+    specs = [get_base(s.bases_scale, "encoder"), *s.decoder_sizes]
+    pretrain_bases(s.bases_scale, [z.name for z in specs], seeds=(seed,))
 
     def load() -> list[Base]:
         bases = []
-        for z in s.decoder_sizes:
+        for z in specs:
             shared = pretrain_base(z, seed)  # cached
             model, tok = shared.load()
             pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-            bases.append(Base(z.label, "gpt2", model.config, model.state_dict(), tok, pad, shared.dir.name))
+            label = "encoder" if z.family == "encoder" else z.label
+            bases.append(Base(label, "bases", model.config, model.state_dict(), tok, pad, shared.dir.name))
         return bases
 
     return [], load
@@ -372,7 +375,7 @@ def _t0_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], li
 
 
 # family -> (settings, seed) -> (pre-training jobs still to run, loader of the bases)
-BASE_LOADERS = {"bert": _bert_bases, "gpt2": _decoder_bases, "t0": _t0_bases}
+BASE_LOADERS = {"bases": _shared_bases, "t0": _t0_bases}
 
 
 # The pre-trained bases are the other modules' runs of this seed whatever the fine-tuning seed: the
@@ -383,13 +386,11 @@ BASE_SEED = 0
 
 def prepare_bases(s: ScaleSettings, seed: int = BASE_SEED) -> dict[str, Base]:
     """Pre-train what the cache lacks (all families in parallel processes), then load every base."""
-    decoders, load_decoders = BASE_LOADERS["gpt2"](s, seed)
-    encoder, load_encoder = BASE_LOADERS["bert"](s, seed)
+    shared, load_shared = BASE_LOADERS["bases"](s, seed)
     encdecs, load_encdecs = BASE_LOADERS["t0"](s, seed)
-    # BERT's row first (~190 s at the cpu scale), then the encoder-decoders (largest first); the
-    # decoders are the shared bases, pre-trained by repro.bases above
-    run_parallel(_call, decoders + encoder + encdecs, desc="peft: pre-trained bases (bert and t0 runs)")
-    return {b.label: b for b in load_encoder() + load_decoders() + load_encdecs()}
+    # the shared bases are pre-trained by repro.bases above; T0's runs here, largest first
+    run_parallel(_call, shared + encdecs, desc="peft: pre-trained bases (t0 runs)")
+    return {b.label: b for b in load_shared() + load_encdecs()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -405,9 +406,9 @@ def class_words(task: str) -> list[str] | None:
     return list(next(get_task(task).examples(limit=1))["choices"])
 
 
-def encoder_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None) -> bert_paper.TaskData:
-    """BERT's [CLS] A [SEP] B [SEP] with segment ids (`papers.bert.load_task`)."""
-    return bert_paper.load_task(TASKS[task], base.tokenizer, max_len, n_train, n_eval)
+def encoder_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None) -> TaskData:
+    """BERT's [CLS] A [SEP] B [SEP] with segment ids (`papers.glue.load_task`)."""
+    return load_task(TASKS[task], base.tokenizer, max_len, n_train, n_eval)
 
 
 def answer_lead(base: Base) -> str:
@@ -433,7 +434,7 @@ def verbaliser(task: str, base: Base) -> tuple[list[int], list[int]]:
 
 
 def lm_task_data(task: str, base: Base, max_len: int, n_train: int | None, n_eval: int | None,
-                 seed: int = 0) -> tuple[bert_paper.TaskData, list[int]]:
+                 seed: int = 0) -> tuple[TaskData, list[int]]:
     """A classification task as token ids for a language model, and the label token of each class
     (`verbaliser`). A decoder reads the registry's "qa" template (the prompt GPT-3 and FLAN score),
     left-truncated so "Answer:" and the answers' shared tokens stay; an encoder-decoder reads T5's
@@ -455,7 +456,7 @@ def lm_task_data(task: str, base: Base, max_len: int, n_train: int | None, n_eva
         return [(x, [0] * len(x)) for x in ids], [float(r["label"]) for r in rows]
 
     train_rows, val_rows = load_rows(TASKS[task], n_train, n_eval, seed)
-    return bert_paper.TaskData(TASKS[task], *encode(train_rows), *encode(val_rows)), labels
+    return TaskData(TASKS[task], *encode(train_rows), *encode(val_rows)), labels
 
 
 def class_tokens(task: str, base: Base) -> list[list[int]] | None:
@@ -509,15 +510,15 @@ class EncDecClassifier(nn.Module):
         return ModelOutput(logits=logits, hidden=hidden)
 
 
-def finetune_config(recipe: Recipe, batch_size: int, warmup_fraction: float) -> bert_paper.FinetuneConfig:
-    return bert_paper.FinetuneConfig(lr=recipe.lr, batch_size=batch_size, warmup_fraction=warmup_fraction,
+def finetune_config(recipe: Recipe, batch_size: int, warmup_fraction: float) -> FinetuneConfig:
+    return FinetuneConfig(lr=recipe.lr, batch_size=batch_size, warmup_fraction=warmup_fraction,
                                      weight_decay=recipe.weight_decay)
 
 
-def task_model(base: Base, task: GlueTask, recipe: Recipe, ft: bert_paper.FinetuneConfig, seed: int,
+def task_model(base: Base, task: GlueTask, recipe: Recipe, ft: FinetuneConfig, seed: int,
                label_tokens: list[int] | None) -> nn.Module:
     if base.kind == "encoder":
-        return bert_paper.classifier_from(base.config, base.state, task, ft, seed)
+        return classifier_from(base.config, base.state, task, ft, seed)
     if task.similarity:
         raise ValueError(f"the {base.kind} bases are tuned on classification tasks (label tokens have no regression)")
     torch.manual_seed(seed)
@@ -559,7 +560,7 @@ class Job:
     prompt_length: int | None = None  # few-shot: prompt tuning's length at (IA)^3's budget
 
 
-def classify_job(job: Job, base: Base, recipe: Recipe, data: bert_paper.TaskData, label_tokens: list[int] | None,
+def classify_job(job: Job, base: Base, recipe: Recipe, data: TaskData, label_tokens: list[int] | None,
                  class_ids: list[list[int]] | None, warmup_fraction: float) -> dict:
     """Tune one classifier, return its dev predictions, the parameter counts and the seconds."""
 
@@ -570,10 +571,10 @@ def classify_job(job: Job, base: Base, recipe: Recipe, data: bert_paper.TaskData
                           label_token_ids=class_ids, seed=job.seed)
         segments = base.kind == "encoder"
         t0 = time.perf_counter()
-        bert_paper.finetune(model, data, ft, job.seed, base.pad_id, segments, steps=job.steps)
+        finetune(model, data, ft, job.seed, base.pad_id, segments, steps=job.steps)
         seconds = time.perf_counter() - t0
         merge_for_inference(model)
-        preds = bert_paper.predict(model.eval(), data, base.pad_id, segments)
+        preds = predict_task(model.eval(), data, base.pad_id, segments)
         return {"preds": preds.tolist(), "seconds": seconds, "peft": dataclasses.asdict(info)}
 
     identity = {"job": dataclasses.asdict(job), "base": base.key, "recipe": _recipe_identity(recipe),
@@ -588,7 +589,7 @@ def _recipe_identity(recipe: Recipe) -> dict:
                                                      **dataclasses.asdict(recipe.config)}}
 
 
-def tuning_split(data: bert_paper.TaskData, fraction: float = TUNING_FRACTION, seed: int = 0) -> bert_paper.TaskData:
+def tuning_split(data: TaskData, fraction: float = TUNING_FRACTION, seed: int = 0) -> TaskData:
     """A task whose training examples are split in two: a seeded `fraction` of them becomes the
     evaluation side (`val`), the rest trains. Built from `data.train` alone: the evaluated dev set
     (`data.val`) is never read, so a rate chosen on it does not see the items the verdicts use."""
@@ -598,7 +599,7 @@ def tuning_split(data: bert_paper.TaskData, fraction: float = TUNING_FRACTION, s
         raise ValueError(f"a tuning split of {fraction:g} x {n} training examples leaves nothing on one side")
     held = set(np.random.default_rng(seed).permutation(n)[:k].tolist())
     keep, tune = [i for i in range(n) if i not in held], sorted(held)
-    return bert_paper.TaskData(data.task, [data.train[i] for i in keep], [data.train_labels[i] for i in keep],
+    return TaskData(data.task, [data.train[i] for i in keep], [data.train_labels[i] for i in keep],
                                [data.train[i] for i in tune], [data.train_labels[i] for i in tune])
 
 
@@ -635,9 +636,7 @@ def select_lrs(scale: str, tasks: tuple[str, ...] = ("sst2",), methods: tuple[st
     the machinery that chose the cpu rates (see the comment above `_LR`). Not run by
     `measure()`; its cost is one GLUE-arm fine-tuning per (method, task, candidate)."""
     s = SCALES[scale]
-    todo, load = _bert_bases(s, BASE_SEED)
-    run_parallel(_call, todo, desc="peft: the encoder base (bert's mlm_nsp run)")
-    encoder = load()[0]
+    encoder = next(b for b in BASE_LOADERS["bases"](s, BASE_SEED)[1]() if b.label == "encoder")
     jobs = [(select_lr, (encoder, s.recipe(m), t, LR_GRID[m], s, seed)) for m in methods for t in tasks]
     return run_parallel(_call, jobs, desc="peft: learning rates on tuning splits of the training data")
 
@@ -969,7 +968,7 @@ class PEFT(Paper):
                    fewshot_prompt_length(main.config, s))  # positions every input leaves to virtual tokens
 
         jobs: list[tuple[Job, tuple]] = []
-        data: dict[tuple[str, str], bert_paper.TaskData] = {}
+        data: dict[tuple[str, str], TaskData] = {}
         for t in s.glue_tasks:
             data["encoder", t] = encoder_data(t, encoder, encoder.max_len - room, s.train_examples, s.eval_examples)
             for r in s.recipes:
@@ -1173,8 +1172,8 @@ class PEFT(Paper):
             seconds[job.method] = seconds.get(job.method, 0.0) + out["seconds"]
         recipes_text = "; ".join(f"{METHOD_NAMES[r.name]} lr {r.lr:g}" for r in s.recipes)
         return [
-            f"Bases: BERT's `mlm_nsp` encoder at its `{s.bert_scale}` scale ({bases['encoder'].key}), the shared "
-            f"`{s.bases_scale}` decoder bases {', '.join(z.label for z in s.decoder_sizes)} (general-English mixture; the few-shot and XSum "
+            f"Bases: the shared `{s.bases_scale}` encoder ({bases['encoder'].key}: BERT's encoder with rotary positions, "
+            f"masked-LM pre-trained on the general-English mixture), the shared `{s.bases_scale}` decoder bases {', '.join(z.label for z in s.decoder_sizes)} (general-English mixture; the few-shot and XSum "
             f"arms use {s.main.label}) and T0's `{s.t0_scale}` LM-adapted T5 encoder-decoders "
             f"{', '.join(s.encdec_labels)} (span corruption then prefix-LM adaptation on T5's corpus, Lester et al.'s "
             f"setting; P-C2 is read on them). Every method trains {s.steps} steps of {s.batch_size} on the GLUE arm and "

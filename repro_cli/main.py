@@ -151,7 +151,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
 def cmd_bases(args: argparse.Namespace) -> None:
     from datasets.utils.logging import disable_progress_bar
 
-    from repro.bases import bases_record, check_target, pretrain_bases
+    from repro.bases import bases_record, check_target, pretrain_bases, scale_bases
 
     disable_progress_bar()
     scale = _resolve_scale(args.scale)
@@ -162,6 +162,14 @@ def cmd_bases(args: argparse.Namespace) -> None:
         print(f"{b.spec.name:<24} {b.seed:>4} {r['params']:>9,} {r['tokens']:>11,} {b.val_loss:>9.3f} "
               f"{b.target:>7.2f} {r['unigram_val_loss']:>8.3f}  {b.dir}{'' if b.reached else '  MISSED'}")
     record = bases_record(scale, bases)
+    out = Path(args.root) / "bases" / f"{scale}.json"
+    if args.record and args.names and out.exists():
+        # a subset re-trained: its rows replace theirs, the other bases' rows are kept as recorded
+        fresh = {(row["name"], row["seed"]) for row in record["bases"]}
+        kept = [row for row in json.loads(out.read_text())["bases"] if (row["name"], row["seed"]) not in fresh]
+        record["bases"] = sorted(kept + record["bases"], key=lambda row: (list(scale_bases(scale)).index(row["name"])
+                                                                          if row["name"] in scale_bases(scale) else 99,
+                                                                          row["seed"]))
     record["decoder_scaling"] = decoder_scaling(record["bases"])
     if record["decoder_scaling"]:
         fit = record["decoder_scaling"]
@@ -170,7 +178,6 @@ def cmd_bases(args: argparse.Namespace) -> None:
     if args.record:
         from repro.train import atomic_write_text
 
-        out = Path(args.root) / "bases" / f"{scale}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(record, indent=1) + "\n")
         print(f"recorded in {out}")

@@ -133,6 +133,24 @@ def test_the_record_keeps_curves_and_fits_the_decoders_alpha(smoke_bases, tmp_pa
     assert (tmp_path / "figures" / "bases_cpu.png").stat().st_size > 0
 
 
+def test_recording_one_base_keeps_the_others_rows(smoke_bases, tmp_path):
+    import json
+
+    from repro_cli.main import main
+
+    assert main(["bases", "--scale", "smoke", "--record", "--root", str(tmp_path)]) == 0
+    path = tmp_path / "bases" / "smoke.json"
+    before = json.loads(path.read_text())
+    marked = {**before, "bases": [{**row, "val_loss": 99.0} for row in before["bases"]]}  # tell old rows from new
+    path.write_text(json.dumps(marked))
+    assert main(["bases", "encoder", "--scale", "smoke", "--record", "--root", str(tmp_path)]) == 0
+    after = json.loads(path.read_text())
+    assert [row["name"] for row in after["bases"]] == [row["name"] for row in before["bases"]]  # same rows, same order
+    rows = {row["name"]: row for row in after["bases"]}
+    assert rows["encoder"]["val_loss"] == pytest.approx(smoke_bases["encoder"].val_loss)  # re-recorded
+    assert all(row["val_loss"] == 99.0 for name, row in rows.items() if name != "encoder")  # kept as they were
+
+
 def test_repro_models_lists_the_bases_with_their_seed_and_tokenizer(smoke_bases, capsys):
     from repro.pipeline import list_artifacts
     from repro_cli.main import main

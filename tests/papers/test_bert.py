@@ -13,13 +13,12 @@ from papers.bert import (
     SCALES,
     Corpus,
     Pretraining,
-    classifier_from,
     collate_pretraining,
     model_config,
     pretrain_config,
     split_sentences,
 )
-from papers.glue import TASKS
+from papers.glue import TASKS, FinetuneConfig, classifier_from
 from repro.data.objectives import IGNORE_INDEX, NspExample
 from repro.model import MaskedLanguageModel
 
@@ -91,7 +90,6 @@ def test_fine_tuning_starts_from_the_pretrained_encoder_and_pooler():
     config = model_config(s.base, s, 60)
     torch.manual_seed(0)
     pretrained = MaskedLanguageModel(config)
-    from papers.bert import FinetuneConfig
 
     model = classifier_from(config, pretrained.state_dict(), TASKS["mrpc"], FinetuneConfig(), seed=1)
     for name, weight in pretrained.state_dict().items():

@@ -203,7 +203,7 @@ def test_learning_rates_are_chosen_on_a_tuning_split_of_the_training_examples(mo
     task = TASKS["sst2"]
     train = [([i, 100 + i], [0, 0]) for i in range(50)]
     dev = [([900 + i], [0]) for i in range(20)]
-    data = peft.bert_paper.TaskData(task, train, [float(i % 2) for i in range(50)], dev, [1.0] * 20)
+    data = peft.TaskData(task, train, [float(i % 2) for i in range(50)], dev, [1.0] * 20)
     split = peft.tuning_split(data, 0.2, seed=0)
     assert len(split.val) == 10 and len(split.train) == 40
     assert sorted(split.train + split.val) == sorted(train) and not set(map(str, split.val)) & set(map(str, split.train))
@@ -342,13 +342,13 @@ def test_majority_and_fewshot_budget():
     assert peft.fewshot_prompt_length(wide, s) == 24
 
 
-def test_scales_keep_every_method_and_share_the_bases_with_bert_gpt2_and_t0():
-    from papers import bert, gpt2, t0
+def test_scales_keep_every_method_and_share_the_bases_with_gpt2_and_t0():
+    from papers import gpt2, t0
     from repro.bases import BASES
 
     for name, s in peft.SCALES.items():
         assert [r.name for r in s.recipes] == list(peft.METHODS), name
-        assert s.bert_scale in bert.SCALES and s.bases_scale in BASES and s.t0_scale in t0.SCALES
+        assert "encoder" in BASES[s.bases_scale] and s.t0_scale in t0.SCALES
         assert [z.label for z in s.decoder_sizes] == gpt2.sweep(s.bases_scale)  # GPT-2's sweep: one cache entry each
         assert 0 <= s.main_index < len(s.decoder_sizes) or -len(s.decoder_sizes) <= s.main_index < 0
         assert all(not TASKS[t].similarity for t in (*s.sweep_tasks, *s.fewshot_tasks))
