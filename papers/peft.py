@@ -17,8 +17,9 @@ key, so `reproduce-all` trains each once):
     T-Few read a language model: the LM head's logits of each class's label token at the last
     prompt token (a verbaliser over the registry's GLUE templates, no new parameters), except
     P-Tuning v2, whose paper swaps the verbaliser for a linear head on that token.
-  - the encoder-decoders: T0's LM-adapted T5 bases at `t0_scale` (`papers.t0`: span corruption,
-    then the prefix-LM adaptation), Lester et al.'s own setting for prompt tuning. Each reads a task
+  - the encoder-decoders: the shared encoder-decoder bases at `bases_scale`, LM-adapted
+    (`repro.bases.lm_adapted_bases`: span corruption, then the prefix-LM adaptation; the same
+    models T0 starts from), Lester et al.'s own setting for prompt tuning. Each reads a task
     in T5's text-to-text format ("sst2 sentence: ...", eos) and classifies by ranking the classes'
     label tokens at the decoder's first answer position (T5's answer strings; the tokens the answers
     share, if any, are fed to the decoder first): rank classification over one token, with no new
@@ -52,7 +53,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,6 @@ from harness.metrics import (
 )
 from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
-from papers import t0 as t0_paper
 from papers import t5 as t5_paper
 from papers.glue import (
     TASKS,
@@ -102,7 +102,15 @@ from repro.peft_methods import (
     merge_for_inference,
     virtual_tokens,
 )
-from repro.bases import BaseSpec, decoder_bases, get_base, pretrain_base, pretrain_bases
+from repro.bases import (
+    BaseSpec,
+    decoder_bases,
+    encoder_decoder_bases,
+    get_base,
+    lm_adapted_bases,
+    pretrain_base,
+    pretrain_bases,
+)
 from repro.pipeline import artifact_dir, fingerprint, run_parallel, train_once
 from repro.train import (
     TrainConfig,
@@ -163,8 +171,8 @@ def recipes(lr: dict[str, float], bottleneck: int) -> tuple[Recipe, ...]:
 
 @dataclass(frozen=True)
 class ScaleSettings:
-    bases_scale: str  # the encoder and the decoders: the shared bases of this scale (repro.bases)
-    t0_scale: str  # the encoder-decoders: papers.t0's LM-adapted bases (every size) at this scale
+    bases_scale: str  # the shared bases of this scale (repro.bases): the encoder, the decoders and the
+    # LM-adapted encoder-decoders (every size)
     main_index: int  # which decoder the few-shot and XSum arms use
     recipes: tuple[Recipe, ...]
     steps: int  # the GLUE arm's budget, the same for every method
@@ -201,8 +209,8 @@ class ScaleSettings:
 
     @property
     def encdec_labels(self) -> list[str]:
-        """P-C2's sweep, ascending: T0's LM-adapted sizes."""
-        return [encdec_label(z) for z in t0_paper.SCALES[self.t0_scale].sizes]
+        """P-C2's sweep, ascending: the LM-adapted encoder-decoders (T0's bases)."""
+        return [encdec_label(z) for z in encoder_decoder_bases(self.bases_scale)]
 
     @property
     def sweep_labels(self) -> list[str]:
@@ -261,7 +269,7 @@ TUNING_FRACTION = 0.2  # of each task's training examples, held out of training 
 
 SCALES = {
     "smoke": ScaleSettings(
-        bases_scale="smoke", t0_scale="smoke",
+        bases_scale="smoke",
         main_index=2, recipes=recipes(_LR, bottleneck=4), steps=8, batch_size=16, sweep_steps=8, sweep_batch=16,
         warmup_fraction=0.1,
         glue_tasks=tuple(TASKS), train_examples=48, eval_examples=48, sweep_tasks=("sst2",),
@@ -280,9 +288,10 @@ SCALES = {
     # 0.20 / 0.32 / 0.62 s), ~6.8 min in 2 processes: ~13 min at that load, less on an idle machine.
     # The encoder-decoder sweep adds 21 runs of ~7 s (L2d64, one thread) and, uncached, T0's three
     # LM-adapted bases (412 s in one process). Measured: 1,071 s with the BERT and GPT-2 bases trained
-    # in the run and T0's cached.
+    # in the run and T0's cached. (Those were the encoder and encoder-decoders of papers.bert and
+    # papers.t0; the shared bases replacing them are timed in results/bases/cpu.json.)
     "cpu": ScaleSettings(
-        bases_scale="cpu", t0_scale="cpu",
+        bases_scale="cpu",
         main_index=1, recipes=recipes(_LR, bottleneck=8), steps=120, batch_size=32, sweep_steps=150, sweep_batch=16,
         warmup_fraction=0.1,
         glue_tasks=tuple(TASKS), train_examples=1000, eval_examples=None, sweep_tasks=("sst2",),
@@ -291,7 +300,7 @@ SCALES = {
         profile_batch=32, profile_length=44, profile_steps=8,
     ),
     "gpu": ScaleSettings(
-        bases_scale="gpu", t0_scale="gpu",
+        bases_scale="gpu",
         main_index=2, recipes=recipes(_LR_GPU, bottleneck=16), steps=600, batch_size=32, sweep_steps=600, sweep_batch=32,
         warmup_fraction=0.06, glue_tasks=tuple(TASKS), train_examples=None, eval_examples=None,
         sweep_tasks=("sst2", "mrpc", "rte"), fewshot_tasks=("sst2", "rte", "mrpc", "cola"), fewshot_k=32,
@@ -311,7 +320,7 @@ class Base:
     """A pre-trained network every method starts from, as picklable data for the workers."""
 
     label: str  # "encoder", the decoder's size label ("L3d96"), or an encoder-decoder's ("t5lm_L2d64")
-    family: str  # what trained it: "bases" (repro.bases) or "t0" (papers.t0's LM adaptation)
+    family: str  # "encoder", "decoder" or "encoder-decoder" (the shared base's family)
     config: ModelConfig
     state: dict[str, torch.Tensor]
     tokenizer: Any
@@ -332,65 +341,33 @@ def _call(fn, args: tuple):
     return fn(*args)
 
 
-def _shared_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], list[Base]]]:
-    """The encoder and the decoder family: pre-trained (and checked against their targets) by
-    repro.bases here, before the encoder-decoders' jobs."""
-    specs = [get_base(s.bases_scale, "encoder"), *s.decoder_sizes]
-    pretrain_bases(s.bases_scale, [z.name for z in specs], seeds=(seed,))
-
-    def load() -> list[Base]:
-        bases = []
-        for z in specs:
-            shared = pretrain_base(z, seed)  # cached
-            model, tok = shared.load()
-            pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-            label = "encoder" if z.family == "encoder" else z.label
-            bases.append(Base(label, "bases", model.config, model.state_dict(), tok, pad, shared.dir.name))
-        return bases
-
-    return [], load
+def encdec_label(spec: BaseSpec) -> str:
+    return f"t5lm_{spec.label}"  # apart from the decoders' labels (both sweeps have an L3d96)
 
 
-def encdec_label(size: t0_paper.Size) -> str:
-    return f"t5lm_{size.label}"  # apart from the decoders' labels (both sweeps have an L3d96)
+def as_peft_base(label: str, shared) -> Base:
+    """A `repro.bases.Base` (pre-trained or LM-adapted) loaded as picklable data for the workers."""
+    model, tok = shared.load()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return Base(label, shared.spec.family, model.config, model.state_dict(), tok, pad, shared.dir.name)
 
 
-def _t0_bases(s: ScaleSettings, seed: int) -> tuple[list[tuple], Callable[[], list[Base]]]:
-    ts = t0_paper.SCALES[s.t0_scale]
-    corpus = t5_paper.load_corpus(t5_paper.SCALES[ts.t5_scale])
-    dirs = {z: t0_paper.adapt_dir(ts, z, corpus, seed) for z in ts.sizes}
-    todo = [(t0_paper.pretrain_job, (ts, z, corpus, seed)) for z in reversed(ts.sizes)
-            if not (dirs[z] / "done.json").exists()]  # `train_once`'s mark of a finished adaptation
-
-    def load() -> list[Base]:
-        tok = corpus.tokenizer
-        bases = []
-        for z in ts.sizes:
-            config = t5_paper.model_config(t0_paper.t5_settings(ts, z), len(tok))
-            state = torch.load(dirs[z] / "model.pt", weights_only=True)
-            bases.append(Base(encdec_label(z), "t0", config, state, tok, tok.pad_token_id, dirs[z].name))
-        return bases
-
-    return todo, load
-
-
-# family -> (settings, seed) -> (pre-training jobs still to run, loader of the bases)
-BASE_LOADERS = {"bases": _shared_bases, "t0": _t0_bases}
-
-
-# The pre-trained bases are the other modules' runs of this seed whatever the fine-tuning seed: the
-# papers tune one released checkpoint (RoBERTa, BERT, GPT-2, T5, T0) with several fine-tuning seeds,
-# so here every seed tunes the same bases, and a 3-seed cpu run does not pre-train them three times.
+# The pre-trained bases are the shared bases of this seed whatever the fine-tuning seed: the papers
+# tune one released checkpoint (RoBERTa, BERT, GPT-2, T5, T0) with several fine-tuning seeds, so here
+# every seed tunes the same bases, and a 3-seed cpu run does not pre-train them three times.
 BASE_SEED = 0
 
 
 def prepare_bases(s: ScaleSettings, seed: int = BASE_SEED) -> dict[str, Base]:
-    """Pre-train what the cache lacks (all families in parallel processes), then load every base."""
-    shared, load_shared = BASE_LOADERS["bases"](s, seed)
-    encdecs, load_encdecs = BASE_LOADERS["t0"](s, seed)
-    # the shared bases are pre-trained by repro.bases above; T0's runs here, largest first
-    run_parallel(_call, shared + encdecs, desc="peft: pre-trained bases (t0 runs)")
-    return {b.label: b for b in load_shared() + load_encdecs()}
+    """Pre-train what the cache lacks (every base in parallel processes, each checked against its
+    target), LM-adapt the encoder-decoders, then load every base."""
+    encoder = get_base(s.bases_scale, "encoder")
+    specs = [encoder, *s.decoder_sizes, *encoder_decoder_bases(s.bases_scale)]
+    pretrain_bases(s.bases_scale, [z.name for z in specs], seeds=(seed,))
+    bases = [as_peft_base("encoder", pretrain_base(encoder, seed))]
+    bases += [as_peft_base(z.label, pretrain_base(z, seed)) for z in s.decoder_sizes]
+    bases += [as_peft_base(encdec_label(b.spec), b) for b in lm_adapted_bases(s.bases_scale, seed)]
+    return {b.label: b for b in bases}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -636,7 +613,7 @@ def select_lrs(scale: str, tasks: tuple[str, ...] = ("sst2",), methods: tuple[st
     the machinery that chose the cpu rates (see the comment above `_LR`). Not run by
     `measure()`; its cost is one GLUE-arm fine-tuning per (method, task, candidate)."""
     s = SCALES[scale]
-    encoder = next(b for b in BASE_LOADERS["bases"](s, BASE_SEED)[1]() if b.label == "encoder")
+    encoder = as_peft_base("encoder", pretrain_bases(s.bases_scale, ["encoder"], seeds=(BASE_SEED,))[0])
     jobs = [(select_lr, (encoder, s.recipe(m), t, LR_GRID[m], s, seed)) for m in methods for t in tasks]
     return run_parallel(_call, jobs, desc="peft: learning rates on tuning splits of the training data")
 
@@ -1174,8 +1151,8 @@ class PEFT(Paper):
         return [
             f"Bases: the shared `{s.bases_scale}` encoder ({bases['encoder'].key}: BERT's encoder with rotary positions, "
             f"masked-LM pre-trained on the general-English mixture), the shared `{s.bases_scale}` decoder bases {', '.join(z.label for z in s.decoder_sizes)} (general-English mixture; the few-shot and XSum "
-            f"arms use {s.main.label}) and T0's `{s.t0_scale}` LM-adapted T5 encoder-decoders "
-            f"{', '.join(s.encdec_labels)} (span corruption then prefix-LM adaptation on T5's corpus, Lester et al.'s "
+            f"arms use {s.main.label}) and the shared `{s.bases_scale}` encoder-decoders, LM-adapted as T0's, "
+            f"{', '.join(s.encdec_labels)} (span corruption then prefix-LM adaptation on the same mixture, Lester et al.'s "
             f"setting; P-C2 is read on them). Every method trains {s.steps} steps of {s.batch_size} on the GLUE arm and "
             f"{s.sweep_steps} steps of {s.sweep_batch} on the sweep, "
             f"AdamW with {s.warmup_fraction:.0%} linear warm-up then linear decay; {recipes_text}. Every fine-tuning "

@@ -3,11 +3,13 @@ on task types it never saw.
 
 Recipe, scaled down:
 
-1. Base: the T5 module's encoder-decoder, pre-trained with span corruption on its corpus and
-   Unigram vocabulary (`papers.t5`: the same run, so a `reproduce-all` trains it once for both
-   papers), at several sizes for T0-C4 (the T5 scale's own size is one of them).
-2. LM adaptation (T5+LM, Lester et al. 2021): the span-corruption model trained further with the
-   prefix-LM objective (a window's first part in, its continuation out) for `adapt_steps`.
+1. Base: the shared encoder-decoder family (`repro.bases`: T5's architecture and Unigram
+   vocabulary, span corruption on the general-English mixture, each size checked against its
+   held-out target), every size of the scale for T0-C4; pre-trained once, with seed 0, whatever the
+   multitask seed (T0 started from one released T5+LM checkpoint per size).
+2. LM adaptation (T5+LM, Lester et al. 2021): each base trained further with the prefix-LM
+   objective (a window's first part in, its continuation out), `repro.bases.lm_adapted_bases`:
+   the same adapted bases PEFT's prompt tuning starts from.
 3. Multitask prompted training on the P3 sample (`t0_p3_50k`: T0's own training mixture, one file
    per dataset x PromptSource prompt, 37 datasets, ~7.5 prompts each, registered as `p3/*` tasks by
    `repro.data.instructions`), examples-proportional over (dataset, prompt) files as T0 (a dataset
@@ -45,11 +47,12 @@ from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
 from papers import t5 as t5_paper
 from papers.glue import PRACTICAL_GLUE_DELTA, GlueTask, glue_delta, majority
+from repro.bases import BaseSpec, encoder_decoder_bases, lm_adapted_base, lm_adapted_bases
 from repro.data.instructions import P3_TASK_TYPE, p3_split, p3_stems, scored_templates
 from repro.data.tasks import Mixture, get_task
 from repro.model import LanguageModel
 from repro.pipeline import artifact_dir, run_parallel, train_once
-from repro.train import Trainer, TrainConfig, atomic_save
+from repro.train import Trainer, TrainConfig
 
 # T0 §3: the task types kept out of training to test generalisation to unseen tasks
 HELD_OUT_TYPES = ("nli", "coreference", "sentence_completion", "word_sense")
@@ -72,23 +75,9 @@ CHANCE_RTE = 50.0  # Fig. 4 (M): the T5+LM base is near chance on the held-out N
 
 
 @dataclass(frozen=True)
-class Size:
-    n_layer: int
-    d_model: int
-    n_head: int
-    d_ff: int
-
-    @property
-    def label(self) -> str:
-        return f"L{self.n_layer}d{self.d_model}"
-
-
-@dataclass(frozen=True)
 class ScaleSettings:
-    t5_scale: str  # the T5 module's scale: corpus, vocabulary and span-corruption recipe
-    sizes: tuple[Size, ...]  # ascending; T0: 3B and 11B (T5.1.1 XL, XXL)
+    bases_scale: str  # the shared encoder-decoder bases (every size, ascending; T0: 3B and 11B) of this scale
     main_index: int  # which size is T0's main model
-    adapt_steps: int  # LM adaptation (T5+LM: 100k steps on top of T5.1.1's 1M)
     # multitask prompted training (T0: 12,200 steps x 1,024 sequences, Adafactor lr 1e-3, dropout 0.1,
     # inputs 1,024 / targets 256 tokens)
     steps: int
@@ -103,45 +92,35 @@ class ScaleSettings:
     eval_prompts: int | None  # prompts per held-out dataset (None: all the project wrote)
 
     @property
-    def main(self) -> Size:
+    def sizes(self) -> tuple[BaseSpec, ...]:
+        return tuple(encoder_decoder_bases(self.bases_scale))
+
+    @property
+    def main(self) -> BaseSpec:
         return self.sizes[self.main_index]
 
 
 SCALES = {
     "smoke": ScaleSettings(
-        t5_scale="smoke", sizes=(Size(1, 16, 2, 32), Size(1, 32, 2, 64)), main_index=1, adapt_steps=10,
-        steps=12, batch_size=8, lr=3e-3, max_source=64, max_target=16, prompts=(1, ALL), datasets=(6, ALL),
+        bases_scale="smoke", main_index=1, steps=12, batch_size=8, lr=3e-3, max_source=64, max_target=16, prompts=(1, ALL), datasets=(6, ALL),
         eval_items=8, eval_prompts=2,
     ),
     "cpu": ScaleSettings(
-        # single-core probes (the other core busy): multitask steps L2d32 0.35 s, L2d64 0.32, L3d96 0.56;
-        # span corruption 0.19 / 0.25 / 0.53 s/step (LM adaptation alike); scoring every held-out prompt
-        # 4 / 8 / 15 s per model. 7 multitask runs (~630 s) + 3 bases x 300 steps (~290) + 10 scorings
-        # (~90) ~ 1,000 core-s: ~9-10 min on 2 cores (the L2d64 span run is T5's, cached after `t5`).
-        t5_scale="cpu", sizes=(Size(2, 32, 2, 128), Size(2, 64, 4, 256), Size(3, 96, 4, 384)), main_index=1,
-        adapt_steps=100, steps=250, batch_size=32, lr=1e-2, max_source=128, max_target=32,
+        # the shared cpu encoder-decoders L2d64 / L3d96 / L4d128 (main: L3d96); single-core probes on
+        # the earlier T5-corpus bases (L2d32 / L2d64 / L3d96): multitask steps 0.35 / 0.32 / 0.56 s,
+        # scoring every held-out prompt 4 / 8 / 15 s per model
+        bases_scale="cpu", main_index=1, steps=250, batch_size=32, lr=1e-2, max_source=128, max_target=32,
         prompts=(1, 3, ALL), datasets=(9, 18, ALL), eval_items=100, eval_prompts=None,
     ),
     "gpu": ScaleSettings(
-        t5_scale="gpu", sizes=(Size(4, 256, 4, 1024), Size(6, 512, 8, 2048), Size(8, 768, 12, 3072)), main_index=1,
-        adapt_steps=2000, steps=3000, batch_size=128, lr=1e-3, max_source=256, max_target=64,
+        bases_scale="gpu", main_index=1, steps=3000, batch_size=128, lr=1e-3, max_source=256, max_target=64,
         prompts=(1, 3, ALL), datasets=(9, 18, ALL), eval_items=500, eval_prompts=None,
     ),
 }
 
 
-def t5_settings(s: ScaleSettings, size: Size) -> t5_paper.ScaleSettings:
-    """The T5 module's settings with this size's architecture (unchanged for the T5 scale's own size,
-    so its span-corruption run is the T5 module's baseline, shared through the artifact cache)."""
-    return dataclasses.replace(t5_paper.SCALES[s.t5_scale], n_layer=size.n_layer, d_model=size.d_model,
-                               n_head=size.n_head, d_ff=size.d_ff)
-
-
-def span_pretraining(s5: t5_paper.ScaleSettings) -> t5_paper.Pretraining:
-    return t5_paper.pretrainings(s5)[0]  # T5's baseline: span corruption, 15%, mean span 3
-
-
-LM_ADAPTATION = t5_paper.Pretraining("lm_adapt", "prefix_lm")
+# The bases are pre-trained and LM-adapted once, with this seed, whatever the multitask seed
+BASE_SEED = 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -154,7 +133,7 @@ class MultitaskRun:
     `steps` 0, the LM-adapted base scored as it is."""
 
     label: str
-    size: Size
+    size: BaseSpec
     prompts: int = ALL
     datasets: int = ALL
     trained: bool = True
@@ -221,12 +200,6 @@ def training_pairs(run: MultitaskRun, s: ScaleSettings, tok, seed: int) -> list[
     return list(zip(sources, targets))
 
 
-def adapt_config(s: ScaleSettings, s5: t5_paper.ScaleSettings, seed: int) -> TrainConfig:
-    # T5+LM continues T5's pre-training (same optimiser and schedule) with the LM objective
-    return dataclasses.replace(t5_paper.pretrain_config(s5, seed), steps=s.adapt_steps,
-                               log_every=max(1, s.adapt_steps // 4))
-
-
 def multitask_config(s: ScaleSettings, seed: int) -> TrainConfig:
     # T0: Adafactor at a constant 1e-3 for 12,200 steps; our few hundred steps need a larger step
     # (as the T5 module's fine-tuning, measured there)
@@ -235,66 +208,36 @@ def multitask_config(s: ScaleSettings, seed: int) -> TrainConfig:
                        progress=False)
 
 
-def adapt_dir(s: ScaleSettings, size: Size, corpus, seed: int) -> Path:
-    s5 = t5_settings(s, size)
-    identity = {"span": t5_paper.pretrain_dir(span_pretraining(s5), s5, corpus, seed).name,
-                "adapt": dataclasses.asdict(LM_ADAPTATION), "train": dataclasses.asdict(adapt_config(s, s5, seed))}
-    # LM adaptation continues on the T5 corpus's pre-training tokens
-    return artifact_dir(f"t0_lm_adapt_{size.label}_s{seed}", identity, code=[__name__],
-                        data=corpus.pretrain_fingerprint)
-
-
-def pretrain_job(s: ScaleSettings, size: Size, corpus, seed: int) -> float:
-    """Span corruption (T5's own job, so the run is shared with the T5 module), then LM adaptation."""
-    s5 = t5_settings(s, size)
-    seconds = t5_paper.pretrain_job(span_pretraining(s5), s5, corpus, seed)["seconds"]
-    out = adapt_dir(s, size, corpus, seed)
-
-    def adapt() -> dict:
-        torch.manual_seed(seed)
-        model = LanguageModel(t5_paper.model_config(s5, len(corpus.tokenizer)))
-        span = t5_paper.pretrain_dir(span_pretraining(s5), s5, corpus, seed) / "model.pt"
-        model.load_state_dict(torch.load(span, weights_only=True))
-        history = Trainer(model, adapt_config(s, s5, seed),
-                          # another seed: other windows than pre-training's first steps saw
-                          t5_paper.pretraining_batches(LM_ADAPTATION, corpus, s5, seed + 1), out,
-                          tokenizer=corpus.tokenizer).fit()
-        atomic_save(model.state_dict(), out / "model.pt")
-        return {"final_loss": history[-1].get("loss") if history else None}
-
-    return seconds + train_once(out, adapt)["seconds"]
-
-
-def run_dir(run: MultitaskRun, s: ScaleSettings, corpus, seed: int) -> Path:
-    identity = {"run": dataclasses.asdict(run), "base": adapt_dir(s, run.size, corpus, seed).name,
+def run_dir(run: MultitaskRun, s: ScaleSettings, seed: int) -> Path:
+    identity = {"run": dataclasses.asdict(run), "base": lm_adapted_base(run.size, BASE_SEED).dir.name,
                 "scale": dataclasses.asdict(s), "train": dataclasses.asdict(multitask_config(s, seed)),
                 "eval": {"held_out": sorted(HELD_OUT), "version": 1}}
     # no data fingerprint: the P3 pairs are drawn inside the job; the base's name carries the tokens
     return artifact_dir(f"t0_{run.label}_s{seed}", identity, code=[__name__])
 
 
-def multitask_job(run: MultitaskRun, s: ScaleSettings, corpus, seed: int) -> dict:
+def multitask_job(run: MultitaskRun, s: ScaleSettings, seed: int) -> dict:
     """Train one model on its P3 mixture (a `run_parallel` job) and score it on the held-out
     datasets; the scores are cached beside the model."""
-    out = run_dir(run, s, corpus, seed)
+    out = run_dir(run, s, seed)
 
     def train() -> dict:
-        s5 = t5_settings(s, run.size)
+        adapted, tok = lm_adapted_base(run.size, BASE_SEED).load()
         torch.manual_seed(seed)
-        model = LanguageModel(t5_paper.model_config(s5, len(corpus.tokenizer), dropout=0.1 if run.trained else 0.0))
-        model.load_state_dict(torch.load(adapt_dir(s, run.size, corpus, seed) / "model.pt", weights_only=True))
+        model = LanguageModel(adapted.config.replace(dropout=0.1 if run.trained else 0.0))
+        model.load_state_dict(adapted.state_dict())
         seconds, n_stems = 0.0, 0
         if run.trained:
             stems = training_stems(run, seed)
             n_stems = len(stems)
-            pairs = training_pairs(run, s, corpus.tokenizer, seed)
+            pairs = training_pairs(run, s, tok, seed)
             t = time.perf_counter()
-            batches = t5_paper.finetuning_batches(pairs, corpus, s.batch_size, "encoder-decoder")
-            Trainer(model, multitask_config(s, seed), batches, out, tokenizer=corpus.tokenizer).fit()
+            batches = t5_paper.finetuning_batches(pairs, tok, s.batch_size, "encoder-decoder")
+            Trainer(model, multitask_config(s, seed), batches, out, tokenizer=tok).fit()
             seconds = time.perf_counter() - t
         model.eval()
         params = sum(p.numel() for p in model.parameters())
-        return {"seconds": seconds, "params": params, "p3_files": n_stems, "scores": evaluate(model, corpus, s)}
+        return {"seconds": seconds, "params": params, "p3_files": n_stems, "scores": evaluate(model, tok, s)}
 
     return train_once(out, train)
 
@@ -305,7 +248,7 @@ def held_out_prompts(s: ScaleSettings, task: str) -> list[str]:
 
 
 @torch.no_grad()
-def evaluate(model, corpus, s: ScaleSettings) -> dict:
+def evaluate(model, tok, s: ScaleSettings) -> dict:
     """{task: {prompt: [correct per item]}}: rank classification over the prompt's answer strings
     (log-likelihood of answer + eos given the prompt, through the harness's LM wrapper)."""
     out: dict = {}
@@ -315,8 +258,8 @@ def evaluate(model, corpus, s: ScaleSettings) -> dict:
         for prompt in held_out_prompts(s, name):
             template = task.template(prompt)
             answers = [c.strip() for c in template.continuations(records[0])]
-            sources = encode(corpus.tokenizer, [template.render(r) for r in records], s.max_source)
-            picked = t5_paper.answer_loglikelihoods(model, corpus, sources, answers).argmax(1)
+            sources = encode(tok, [template.render(r) for r in records], s.max_source)
+            picked = t5_paper.answer_loglikelihoods(model, tok, sources, answers).argmax(1)
             out.setdefault(name, {})[prompt] = [bool(int(p) == int(r["label"])) for p, r in zip(picked, records)]
     return out
 
@@ -392,10 +335,9 @@ class T0(Paper):
     reported_key = "t0_sanh2022"
     citation = "Sanh et al. 2022, Multitask Prompted Training Enables Zero-Shot Task Generalization"
 
-    # Compared arms are pre-training runs (T0-C1's base, T0-C4's sizes) and multitask runs on them:
-    # one seed is ~1,000 core-s (~9 min on 2 cores), so three seeds (~25-30 min) do not fit the cpu
-    # budget; two do, and they reuse the T5 module's span-corruption runs of the same seeds.
-    default_seeds = {"smoke": [0], "cpu": [0, 1], "gpu": [0]}
+    # A seed is the multitask runs (7 at the cpu scale) on the shared, once-trained bases, as T0
+    # tuned one released T5+LM checkpoint per size: three seeds fit the cpu budget.
+    default_seeds = {"smoke": [0], "cpu": [0, 1, 2], "gpu": [0]}
 
     def claims(self, scale: str) -> list[Claim]:
         s = SCALES[scale]
@@ -481,22 +423,21 @@ class T0(Paper):
         """One training seed (the runner calls this once per seed and merges the metrics)."""
         seed = one_seed(seeds)
         s = SCALES[scale]
-        corpus = t5_paper.load_corpus(t5_paper.SCALES[s.t5_scale])
-        pre_seconds = run_parallel(pretrain_job, [(s, z, corpus, seed) for z in s.sizes],
-                                   desc="t0: span corruption + LM adaptation")
+        bases = lm_adapted_bases(s.bases_scale, BASE_SEED)  # pre-trained, checked and adapted once (cached)
         runs = plan(s)
-        done = run_parallel(multitask_job, [(r, s, corpus, seed) for r in runs], desc="t0: multitask prompted training")
+        done = run_parallel(multitask_job, [(r, s, seed) for r in runs], desc="t0: multitask prompted training")
         by_label = {r.label: d for r, d in zip(runs, done)}
         metrics = self.score(s, by_label)
         metrics[MAJORITY] = one_answer_baseline(held_out_labels(s))
         configs = {"scale": dataclasses.asdict(s), "runs": [dataclasses.asdict(r) for r in runs],
                    "multitask": dataclasses.asdict(multitask_config(s, seed)),
-                   "adaptation": dataclasses.asdict(adapt_config(s, t5_settings(s, s.main), seed)),
+                   "bases": {b.spec.label: {"spec": dataclasses.asdict(b.spec), "adapted": b.dir.name,
+                                            "prefix_lm_loss": [b.record["val_loss_before"], b.val_loss]} for b in bases},
                    "training_files": {r.label: training_stems(r, seed) for r in runs if r.trained},
-                   "held_out": HELD_OUT, "vocab": len(corpus.tokenizer)}
-        seconds = {f"base {z.label}": t for z, t in zip(s.sizes, pre_seconds)}
+                   "held_out": HELD_OUT, "vocab": len(bases[0].load()[1])}
+        seconds = {f"LM adaptation {b.spec.label}": b.record["seconds"] for b in bases}
         seconds.update({r.label: d["seconds"] for r, d in zip(runs, done) if r.trained})
-        return Measured(metrics, configs, notes=self.notes(s, by_label, seconds),
+        return Measured(metrics, configs, notes=self.notes(s, bases, by_label, seconds),
                         tables={"Held-out accuracy per dataset (x100; median over prompts / mean over prompts)":
                          self.table(s, runs, by_label)})
 
@@ -541,15 +482,17 @@ class T0(Paper):
         return rows
 
     @staticmethod
-    def notes(s: ScaleSettings, by_label: dict, seconds: dict) -> list[str]:
-        s5 = t5_paper.SCALES[s.t5_scale]
+    def notes(s: ScaleSettings, bases: list, by_label: dict, seconds: dict) -> list[str]:
         n_files = by_label[f"t0_{s.main.label}"]["p3_files"]
+        z = s.main
         return [
-            f"Bases: the T5 module's `{s.t5_scale}` recipe (span corruption 15%/3, {s5.pretrain_steps} steps x "
-            f"{s5.pretrain_batch} windows of {s5.window} tokens, its Unigram vocabulary of {s5.vocab_size:,} pieces) at "
-            f"sizes {', '.join(z.label for z in s.sizes)} (d_ff {', '.join(str(z.d_ff) for z in s.sizes)}); the "
-            f"T5 scale's own size is the T5 module's baseline run. LM adaptation: {s.adapt_steps} more steps with "
-            "the prefix-LM objective, same optimiser and schedule (T5+LM: 100k steps on 1M). T0: 3B and 11B.",
+            f"Bases: the shared `{s.bases_scale}` encoder-decoders (repro.bases: span corruption 15%/3 on the "
+            f"general-English mixture, {z.tokens:,} tokens in windows of {z.block_size}, a Unigram vocabulary of "
+            f"{z.vocab_size:,} pieces), sizes {', '.join(b.spec.label for b in bases)}, pre-trained with seed "
+            f"{BASE_SEED}. LM adaptation: {bases[0].record['steps']} more steps with the prefix-LM objective, same "
+            "optimiser and schedule shape (T5+LM: 100k steps on 1M); held-out prefix-LM loss "
+            + ", ".join(f"{b.spec.label} {b.record['val_loss_before']:.2f} -> {b.val_loss:.2f}" for b in bases)
+            + ". T0: 3B and 11B.",
             f"Multitask training: {s.steps} steps x {s.batch_size} examples, Adafactor at a constant {s.lr:g}, dropout "
             f"0.1 (T0: 12,200 steps x 1,024, lr 1e-3); the full mixture has {n_files} P3 files (dataset x prompt) "
             "of the 50k-example sample, 180 training rows each (each file's first 20 rows are held out); "
@@ -567,8 +510,8 @@ class T0(Paper):
             "the paired per-seed differences plus those CIs' test-set term). T0-C2's arms keep the first p of a seeded order of each dataset's "
             "prompts (T0's 'original task' prompts are not marked in the sample); T0-C3's dataset sets are nested "
             "prefixes of a seeded order, like T0 -> T0+ -> T0++.",
-            "Seeds: the runner calls this recipe once per training seed (bases, LM adaptation, multitask runs, "
-            "the training files' order) and merges the metrics, so a comparison's interval spans seeds (paired) plus "
+            "Seeds: the runner calls this recipe once per training seed (multitask runs and the training files' "
+            "order; the bases are shared) and merges the metrics, so a comparison's interval spans seeds (paired) plus "
             "the held-out items; with one seed no claim is decided. Every claim is read only once the model it "
             "prefers beats the one-answer baseline (majority/mean: each held-out dataset's most frequent evaluated "
             "label for every item) on the same items. The numbers in these notes are the last seed's.",

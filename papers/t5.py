@@ -321,10 +321,9 @@ def corrupt(p: Pretraining, tokens: torch.Tensor, corpus: Corpus, g: torch.Gener
     raise ValueError(f"unknown objective {p.objective!r}")
 
 
-def seq2seq_batch(pairs: list[tuple[list[int], list[int]]], corpus: Corpus, kind: str) -> dict:
+def seq2seq_batch(pairs: list[tuple[list[int], list[int]]], tok, kind: str) -> dict:
     """An encoder-decoder batch (T5: the decoder starts from pad), or for a decoder-only model the
     input and target concatenated, the loss on the target only (Table 2's LM rows)."""
-    tok = corpus.tokenizer
     if kind == "encoder-decoder":
         return seq2seq_pairs([a for a, _ in pairs], [b for _, b in pairs], pad_id=tok.pad_token_id, max_len=10**6,
                              eos_id=tok.eos_token_id)
@@ -351,7 +350,7 @@ def pretraining_batches(p: Pretraining, corpus: Corpus, s: ScaleSettings, seed: 
             row_g = torch.Generator().manual_seed((seed * 1_000_003 + step) * 1009 + row)
             a, b = corrupt(p, ids[start : start + s.window], corpus, row_g)
             pairs.append((a.tolist(), b.tolist()))
-        return seq2seq_batch(pairs, corpus, p.kind)
+        return seq2seq_batch(pairs, corpus.tokenizer, p.kind)
 
     return batch
 
@@ -470,12 +469,12 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
         if p is not None:  # "no pre-training" starts from the random initialisation
             model.load_state_dict(torch.load(pretrain_dir(p, s, corpus, seed) / "model.pt", weights_only=True))
         t0 = time.perf_counter()
-        Trainer(model, finetune_config(s, seed), finetuning_batches(corpus.finetune, corpus, s.finetune_batch, kind), out,
+        Trainer(model, finetune_config(s, seed), finetuning_batches(corpus.finetune, corpus.tokenizer, s.finetune_batch, kind), out,
                 tokenizer=corpus.tokenizer).fit()
         seconds = time.perf_counter() - t0
         model.eval()
-        predictions = {task: rank_classify(model, corpus, sources, answer_strings(task)) if task in GLUE
-                       else decode(model, corpus, sources, s.max_target)
+        predictions = {task: rank_classify(model, corpus.tokenizer, sources, answer_strings(task)) if task in GLUE
+                       else decode(model, corpus.tokenizer, sources, s.max_target)
                        for task, sources in corpus.eval_sources.items()}
         return {"seconds": seconds, "predictions": predictions}  # the fine-tuning's seconds, decoding excluded
 
@@ -483,7 +482,7 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
     return {"seconds": record["seconds"], "predictions": record["predictions"]}
 
 
-def finetuning_batches(pairs: list[tuple[list[int], list[int]]], corpus: Corpus, b: int, kind: str,
+def finetuning_batches(pairs: list[tuple[list[int], list[int]]], tok, b: int, kind: str,
                        window: int = 16):
     """One pass over `pairs` (source, target token ids), `b` per step. The sampled order is cut
     into windows of `window` batches; inside a window examples are sorted by length and the
@@ -497,7 +496,7 @@ def finetuning_batches(pairs: list[tuple[list[int], list[int]]], corpus: Corpus,
         order += [i for j in torch.randperm(len(batches), generator=g).tolist() for i in batches[j]]
 
     def batch(step: int) -> dict:
-        return seq2seq_batch([pairs[i] for i in order[step * b : (step + 1) * b]], corpus, kind)
+        return seq2seq_batch([pairs[i] for i in order[step * b : (step + 1) * b]], tok, kind)
 
     return batch
 
@@ -510,19 +509,18 @@ def answer_strings(task: str) -> list[str]:
 
 
 @torch.no_grad()
-def rank_classify(model: LanguageModel, corpus: Corpus, sources: list[list[int]], answers: list[str]) -> list[str]:
+def rank_classify(model: LanguageModel, tok, sources: list[list[int]], answers: list[str]) -> list[str]:
     """The answer with the highest log-likelihood (its tokens + eos) given each source: rank
     classification (T0, FLAN). T5 decodes greedily and counts an invalid string as wrong; the two
     agree whenever greedy emits a valid answer, which T5 reports its models always did, but a
     model of our size first learns the mixture's most common word ("yes" for every task, measured),
     and rank classification then still asks which *valid* answer the input makes likelier."""
-    return [answers[i] for i in answer_loglikelihoods(model, corpus, sources, answers).argmax(1)]
+    return [answers[i] for i in answer_loglikelihoods(model, tok, sources, answers).argmax(1)]
 
 
 @torch.no_grad()
-def answer_loglikelihoods(model: LanguageModel, corpus: Corpus, sources: list[list[int]], answers: list[str]) -> np.ndarray:
+def answer_loglikelihoods(model: LanguageModel, tok, sources: list[list[int]], answers: list[str]) -> np.ndarray:
     """(sources, answers) log p(answer tokens + eos | source), scored by the harness's LM wrapper."""
-    tok = corpus.tokenizer
     eos = tok.eos_token_id
     targets = [with_eos(ids, eos) for ids in tok(answers, add_special_tokens=False)["input_ids"]]
     pairs = [(with_eos(src, eos), target) for src in sources for target in targets]
@@ -530,10 +528,10 @@ def answer_loglikelihoods(model: LanguageModel, corpus: Corpus, sources: list[li
     return np.array([ll for ll, _ in scores]).reshape(len(sources), len(targets))
 
 
-def decode(model: LanguageModel, corpus: Corpus, sources: list[list[int]], max_new: int, batch_size: int = 64) -> list[str]:
+def decode(model: LanguageModel, tok, sources: list[list[int]], max_new: int, batch_size: int = 64) -> list[str]:
     """Greedy decoding (§3.1.4) of each source (eos appended) through the harness LM."""
-    lm = ReproLM(model, corpus.tokenizer, batch_size=batch_size, device=str(next(model.parameters()).device))
-    eos = corpus.tokenizer.eos_token_id
+    lm = ReproLM(model, tok, batch_size=batch_size, device=str(next(model.parameters()).device))
+    eos = tok.eos_token_id
     return [text.strip() for text in lm.generate_ids([with_eos(s, eos) for s in sources], max_gen_toks=max_new)]
 
 

@@ -86,8 +86,9 @@ BASES: dict[str, dict[str, BaseSpec]] = {
         **_decoders([(1, 16, 2, {"target_loss": 6.0}), (1, 32, 2, {"target_loss": 6.0}),
                      (2, 48, 4, {"target_loss": 6.0})], **SMOKE_COMMON),
         "encoder": BaseSpec("encoder", "encoder", 1, 48, 4, positions="rope", target_loss=6.0, **SMOKE_COMMON),
-        "encoder-decoder-L1d48": BaseSpec("encoder-decoder-L1d48", "encoder-decoder", 1, 48, 4, target_loss=6.0,
-                                          **SMOKE_COMMON),
+        # two encoder-decoder sizes: T0's and PEFT's size claims run their code path
+        **{f"encoder-decoder-L1d{d}": BaseSpec(f"encoder-decoder-L1d{d}", "encoder-decoder", 1, d, 4, target_loss=6.0,
+                                               **SMOKE_COMMON) for d in (32, 48)},
     },
     "cpu": {
         **_decoders([(2, 64, 2, {"target_gain": 1.2}), (3, 96, 3, {"target_gain": 1.4}),
@@ -117,7 +118,17 @@ BASES: dict[str, dict[str, BaseSpec]] = {
 def decoder_bases(scale: str) -> list[BaseSpec]:
     """The scale's decoder family, smallest first: GPT-2's size sweep, and what FLAN, InstructGPT
     and PEFT's decoders fine-tune."""
-    return sorted((s for s in scale_bases(scale).values() if s.family == "decoder"), key=lambda s: (s.n_layer, s.d_model))
+    return family_bases(scale, "decoder")
+
+
+def encoder_decoder_bases(scale: str) -> list[BaseSpec]:
+    """The scale's encoder-decoder family, smallest first: what T0 and PEFT's encoder-decoders
+    start from (after LM adaptation, `lm_adapted_bases`)."""
+    return family_bases(scale, "encoder-decoder")
+
+
+def family_bases(scale: str, family: str) -> list[BaseSpec]:
+    return sorted((s for s in scale_bases(scale).values() if s.family == family), key=lambda s: (s.n_layer, s.d_model))
 
 
 def scale_bases(scale: str) -> dict[str, BaseSpec]:
@@ -218,6 +229,39 @@ def pretrain_bases(scale: str, names: list[str] | None = None, seeds: tuple[int,
     return bases
 
 
+# T5+LM's adaptation length per scale: T0 and prompt tuning (Lester et al.) start from span-corruption
+# bases trained further with the prefix-LM objective (100k steps on T5.1.1's 1M). cpu: 100 steps x
+# 4,096 tokens, ~6% of the bases' pre-training, as T5+LM's 10%.
+LM_ADAPT_STEPS = {"smoke": 10, "cpu": 100, "gpu": 2000}
+
+
+def lm_adapted_base(spec: BaseSpec, seed: int = 0, steps: int | None = None) -> Base:
+    """The encoder-decoder base `spec` after LM adaptation (`pretraining.adapt_base`), cached like a
+    base: its dir holds checkpoint.pt and tokenizer/, its record the prefix-LM loss before and after.
+    `steps` defaults to the scale's LM_ADAPT_STEPS (the scale whose table holds `spec`)."""
+    if steps is None:
+        scale = next((name for name, specs in BASES.items() if specs.get(spec.name) == spec), None)
+        if scale is None:
+            raise ConfigError(f"{spec.name} is in no scale's table of bases; pass steps= explicitly")
+        steps = LM_ADAPT_STEPS[scale]
+    base = pretrain_base(spec, seed)
+    mixture = load_mixture(FAMILY[spec.family][2], spec.vocab_size, spec.max_chars)
+    out = artifact_dir(f"base-{spec.name}-lm{steps}-s{seed}", {"base": base.dir.name, "steps": steps},
+                       code=[pretraining], data=mixture.fingerprint)
+    return Base(spec, seed, out, train_once(out, lambda: pretraining.adapt_base(spec, seed, mixture, base.dir, steps, out)))
+
+
+def lm_adapted_bases(scale: str, seed: int = 0) -> list[Base]:
+    """Every encoder-decoder base of `scale`, pre-trained (checked against its target) and then
+    LM-adapted, smallest first; the adaptations run in parallel worker processes."""
+    from repro.pipeline import run_parallel
+
+    specs = encoder_decoder_bases(scale)
+    pretrain_bases(scale, [z.name for z in specs], seeds=(seed,))
+    run_parallel(_adapt_in_worker, [(z, seed) for z in reversed(specs)], desc=f"LM adaptation ({scale})")
+    return [lm_adapted_base(z, seed) for z in specs]
+
+
 def bases_record(scale: str, bases: list[Base]) -> dict:
     """What `repro bases --record` keeps in results/bases/<scale>.json: per base its size, tokens,
     held-out loss beside its target and the unigram baseline, the learning curve and its speed."""
@@ -268,3 +312,7 @@ def training_flops(spec: BaseSpec) -> float:
 
 def _pretrain_in_worker(spec: BaseSpec, seed: int) -> float:
     return pretrain_base(spec, seed).val_loss
+
+
+def _adapt_in_worker(spec: BaseSpec, seed: int) -> float:
+    return lm_adapted_base(spec, seed).val_loss

@@ -16,6 +16,7 @@ WordPiece for the encoder, Unigram with sentinels for the encoder-decoders, as t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -25,10 +26,10 @@ from typing import Literal
 import torch
 
 from repro.config import ConfigError
-from repro.data.objectives import mask_tokens_mlm, seq2seq_pairs, span_corruption
+from repro.data.objectives import mask_tokens_mlm, prefix_lm, seq2seq_pairs, span_corruption
 from repro.model import build_model, non_embedding_params, scaled
 from repro.pipeline import cached_stage, fingerprint, random_windows, unigram_entropy
-from repro.train import Trainer, TrainConfig, atomic_save
+from repro.train import Trainer, TrainConfig, atomic_save, load_checkpoint
 
 Family = Literal["decoder", "encoder", "encoder-decoder"]
 
@@ -171,7 +172,11 @@ def load_mixture(kind: str, vocab_size: int, max_chars: int | None) -> Mixture:
 # Each family's objective over random windows: batch(step) is a pure function of the step
 
 
-def objective_batches(family: Family, ids: torch.Tensor, tokenizer, block_size: int, batch_size: int, seed: int):
+def objective_batches(family: Family, ids: torch.Tensor, tokenizer, block_size: int, batch_size: int, seed: int,
+                      objective: str | None = None):
+    """Batch `step` of `objective` (the family's own when None; an encoder-decoder also takes
+    "prefix_lm", T5+LM's adaptation) over seeded random windows of `ids`."""
+    objective = objective or FAMILY[family][1]
     windows = random_windows(ids, block_size, batch_size, seed)
     if family == "decoder":
         return windows
@@ -193,9 +198,11 @@ def objective_batches(family: Family, ids: torch.Tensor, tokenizer, block_size: 
         sentinels, eos, pad = sentinel_ids(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id
 
         def spans(step: int) -> dict:
-            # T5's span corruption: 15% of tokens in spans of mean length 3, one sentinel each
+            # T5's span corruption: 15% of tokens in spans of mean length 3, one sentinel each; or
+            # the prefix-LM split of T5+LM: a window's first part in, the rest out
             g = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
-            pairs = [span_corruption(row, generator=g, sentinel_ids=sentinels, eos_id=eos)
+            pairs = [prefix_lm(row, generator=g, eos_id=eos) if objective == "prefix_lm"
+                     else span_corruption(row, generator=g, sentinel_ids=sentinels, eos_id=eos)
                      for row in windows(step)["input_ids"]]
             return seq2seq_pairs([a for a, _ in pairs], [b for _, b in pairs], pad_id=pad, max_len=block_size + 1,
                                  eos_id=eos)
@@ -204,12 +211,14 @@ def objective_batches(family: Family, ids: torch.Tensor, tokenizer, block_size: 
     raise ConfigError(f"unknown base family {family!r}; choose one of {', '.join(FAMILY)}")
 
 
-def val_batches(spec: BaseSpec, mixture: Mixture, n: int = 8) -> list[dict]:
+def val_batches(spec: BaseSpec, mixture: Mixture, n: int = 8, objective: str | None = None) -> list[dict]:
     """The same held-out batches for every size and seed of a family: losses compare paired."""
-    batches = objective_batches(spec.family, mixture.val_ids, mixture.tokenizer, spec.block_size, spec.batch_size, 10_000)
+    batches = objective_batches(spec.family, mixture.val_ids, mixture.tokenizer, spec.block_size, spec.batch_size, 10_000,
+                                objective)
     return [batches(i) for i in range(n)]
 
 
+@torch.no_grad()
 def held_out_loss(model, batches: list[dict]) -> float:
     """Mean loss per target token over `batches` (the trainer's loss, summed then divided)."""
     device = next(model.parameters()).device
@@ -241,3 +250,26 @@ def train_base(spec: BaseSpec, seed: int, mixture: Mixture, out: Path) -> dict:
             "train_tokens_available": len(mixture.train_ids), "val_loss": curve[-1][1], "curve": curve,
             "unigram_val_loss": unigram_entropy(mixture.val_ids, len(mixture.tokenizer), mixture.train_ids),
             "precision": cfg.precision}
+
+
+def adapt_base(spec: BaseSpec, seed: int, mixture: Mixture, base_dir: Path, steps: int, out: Path) -> dict:
+    """T5+LM (Lester et al. 2021, §2.2; T0's starting point): the span-corruption base in
+    `base_dir` trained `steps` more steps with the prefix-LM objective on the same mixture, with its
+    pre-training's optimiser, peak rate and schedule shape, on windows its pre-training did not
+    draw (another seed). Written to `out` (checkpoint.pt, tokenizer/); returns the record: the
+    held-out prefix-LM loss before and after, and the learning curve."""
+    if spec.family != "encoder-decoder":
+        raise ConfigError(f"LM adaptation is for encoder-decoder bases; {spec.name} is a {spec.family}")
+    held_out = val_batches(spec, mixture, objective="prefix_lm")
+    model, _ = load_checkpoint(base_dir)
+    before = held_out_loss(model.eval(), held_out)
+    cfg = dataclasses.replace(spec.train_config(seed), steps=steps, warmup_steps=max(1, round(spec.warmup_frac * steps)),
+                              eval_every=max(1, steps // 4), log_every=max(1, steps // 10))
+    batches = objective_batches(spec.family, mixture.train_ids, mixture.tokenizer, spec.block_size, spec.batch_size,
+                                seed + 1, "prefix_lm")
+    history = Trainer(model, cfg, batches, out, run_config={"base": spec.name, "seed": seed, "adaptation": "prefix_lm"},
+                      tokenizer=mixture.tokenizer).fit(eval_fn=lambda m: {"loss": held_out_loss(m, held_out)})
+    per_step = spec.batch_size * spec.block_size
+    curve = [(0, before)] + [(r["step"] * per_step, r["eval_loss"]) for r in history if "eval_loss" in r]
+    return {"objective": "prefix_lm", "steps": steps, "tokens": steps * per_step, "base": base_dir.name,
+            "val_loss_before": before, "val_loss": curve[-1][1], "curve": curve, "precision": cfg.precision}

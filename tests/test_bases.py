@@ -50,6 +50,45 @@ def test_a_base_is_trained_once_then_loaded(smoke_bases):
     assert again.dir == smoke_bases[spec.name].dir and again.record == smoke_bases[spec.name].record
 
 
+def test_lm_adaptation_continues_the_span_corruption_base_with_the_prefix_lm_objective(smoke_bases):
+    from repro.bases import LM_ADAPT_STEPS, lm_adapted_base, lm_adapted_bases
+
+    adapted = lm_adapted_bases("smoke")
+    assert [b.spec.name for b in adapted] == ["encoder-decoder-L1d32", "encoder-decoder-L1d48"]  # smallest first
+    for b in adapted:
+        span = smoke_bases[b.spec.name]
+        r = b.record
+        assert r["objective"] == "prefix_lm" and r["steps"] == LM_ADAPT_STEPS["smoke"] and r["base"] == span.dir.name
+        assert r["curve"][0] == [0, r["val_loss_before"]] and r["curve"][-1][1] == pytest.approx(b.val_loss)
+        model, tok = b.load()
+        span_model, _ = span.load()
+        assert model.config == span_model.config and len(tok) == model.config.vocab_size
+        span_weights = span_model.state_dict()
+        assert model.state_dict().keys() == span_weights.keys()
+        assert all(not torch.equal(w, span_weights[k]) for k, w in model.state_dict().items()
+                   if k.endswith("weight") and w.dim() == 2)  # trained further: every matrix moved
+    again = lm_adapted_base(adapted[0].spec)  # cached: the same directory and record, nothing trained
+    assert again.dir == adapted[0].dir and again.record == adapted[0].record
+    assert lm_adapted_base(adapted[0].spec, steps=3).dir != adapted[0].dir
+    with pytest.raises(ConfigError, match="encoder-decoder bases"):
+        lm_adapted_base(get_base("smoke", "decoder-L1d16"), steps=3)
+
+
+def test_prefix_lm_batches_split_each_window_into_a_prefix_and_its_continuation(smoke_bases):
+    from repro.pretraining import FAMILY, load_mixture
+
+    spec = get_base("smoke", "encoder-decoder-L1d32")
+    mixture = load_mixture(FAMILY[spec.family][2], spec.vocab_size, spec.max_chars)
+    windows = objective_batches("decoder", mixture.train_ids, mixture.tokenizer, spec.block_size, 4, seed=3)(0)
+    batch = objective_batches(spec.family, mixture.train_ids, mixture.tokenizer, spec.block_size, 4, 3, "prefix_lm")(0)
+    eos, pad = mixture.tokenizer.eos_token_id, mixture.tokenizer.pad_token_id
+    for row, window in enumerate(windows["input_ids"].tolist()):
+        source = [t for t in batch["input_ids"][row].tolist() if t != pad]
+        target = [t for t in batch["labels"][row].tolist() if t != -100]
+        assert source[-1] == eos and target[-1] == eos
+        assert source[:-1] + target[:-1] == window  # the window, cut once, nothing lost or added
+
+
 def test_a_missed_target_fails_loudly_with_the_numbers_and_the_fix(smoke_bases):
     base = smoke_bases["encoder"]
     strict = dataclasses.replace(base, spec=dataclasses.replace(base.spec, target_loss=0.5))

@@ -348,7 +348,8 @@ def test_scales_keep_every_method_and_share_the_bases_with_gpt2_and_t0():
 
     for name, s in peft.SCALES.items():
         assert [r.name for r in s.recipes] == list(peft.METHODS), name
-        assert "encoder" in BASES[s.bases_scale] and s.t0_scale in t0.SCALES
+        assert "encoder" in BASES[s.bases_scale]
+        assert s.encdec_labels == [peft.encdec_label(z) for z in t0.SCALES[name].sizes]  # T0's adapted bases
         assert [z.label for z in s.decoder_sizes] == gpt2.sweep(s.bases_scale)  # GPT-2's sweep: one cache entry each
         assert 0 <= s.main_index < len(s.decoder_sizes) or -len(s.decoder_sizes) <= s.main_index < 0
         assert all(not TASKS[t].similarity for t in (*s.sweep_tasks, *s.fewshot_tasks))

@@ -40,7 +40,7 @@ def test_training_sets_are_nested_and_never_hold_a_held_out_type():
     stems = instructions.p3_stems()
     if not stems:
         pytest.skip("the P3 sample is not in REPRO_DATA")
-    main = t0.Size(1, 32, 2, 64)
+    main = t0.SCALES["smoke"].main
     full = t0.training_stems(t0.MultitaskRun("all", main), seed=0)
     assert sorted(full) == sorted(stems)
     one = t0.training_stems(t0.MultitaskRun("p1", main, prompts=1), seed=0)

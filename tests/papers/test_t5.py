@@ -111,14 +111,11 @@ def test_decoder_only_batch_trains_on_the_target_only():
     class Tok:
         pad_token_id, eos_token_id = 0, 1
 
-    class Corpus:
-        tokenizer = Tok()
-
-    batch = seq2seq_batch([([5, 6, 7], [8, 9])], Corpus(), "decoder")
+    batch = seq2seq_batch([([5, 6, 7], [8, 9])], Tok(), "decoder")
     # sequence 5 6 7 </s> 8 9 </s>: the input predicts 8 from </s>, then 9, then </s>
     assert batch["input_ids"].tolist() == [[5, 6, 7, 1, 8, 9]]
     assert batch["labels"].tolist() == [[-100, -100, -100, 8, 9, 1]]
-    enc_dec = seq2seq_batch([([5, 6, 7], [8, 9])], Corpus(), "encoder-decoder")
+    enc_dec = seq2seq_batch([([5, 6, 7], [8, 9])], Tok(), "encoder-decoder")
     assert enc_dec["decoder_input_ids"].tolist() == [[0, 8, 9]] and torch.equal(enc_dec["labels"], torch.tensor([[8, 9, 1]]))
 
 
@@ -146,10 +143,10 @@ def test_rank_classification_picks_the_answer_with_the_lowest_training_loss(tiny
     sources = [tok(t, add_special_tokens=False)["input_ids"] for t in ("the film is great", "a dull plot", "so")]
     with torch.no_grad():
         losses = np.array([[float(loss_terms(model, seq2seq_batch([(src, tok(a, add_special_tokens=False)["input_ids"])],
-                                                                  tiny_corpus, kind))["tokens"]) for a in answers]
+                                                                  tok, kind))["tokens"]) for a in answers]
                            for src in sources])
-    assert answer_loglikelihoods(model, tiny_corpus, sources, answers) == pytest.approx(-losses, abs=1e-4)
-    assert rank_classify(model, tiny_corpus, sources, answers) == [answers[i] for i in losses.argmin(1)]
+    assert answer_loglikelihoods(model, tiny_corpus.tokenizer, sources, answers) == pytest.approx(-losses, abs=1e-4)
+    assert rank_classify(model, tiny_corpus.tokenizer, sources, answers) == [answers[i] for i in losses.argmin(1)]
 
 
 @pytest.mark.parametrize("kind", ["encoder-decoder", "decoder"])
@@ -175,7 +172,7 @@ def test_decode_is_step_by_step_greedy(tiny_corpus, kind, monkeypatch):
                     break
             new = out[1:] if kind == "encoder-decoder" else out
             expected.append(tok.decode(new, skip_special_tokens=True).strip())
-    assert decode(model, tiny_corpus, sources, max_new=5, batch_size=2) == expected
+    assert decode(model, tiny_corpus.tokenizer, sources, max_new=5, batch_size=2) == expected
 
 
 def test_source_reliance_reads_the_encoder_only_through_cross_attention(tiny_corpus):
@@ -201,7 +198,7 @@ def test_answer_strings_cover_every_label():
 def test_finetuning_batches_serve_every_example_once_and_group_lengths(tiny_corpus):
     s = SCALES["smoke"]
     b = s.finetune_batch
-    batches = finetuning_batches(tiny_corpus.finetune, tiny_corpus, b, "encoder-decoder", window=3)
+    batches = finetuning_batches(tiny_corpus.finetune, tiny_corpus.tokenizer, b, "encoder-decoder", window=3)
     n_steps = len(tiny_corpus.finetune) // b
     seen = [tuple(row[row != tiny_corpus.tokenizer.pad_token_id].tolist()) for step in range(n_steps)
             for row in batches(step)["input_ids"]]
