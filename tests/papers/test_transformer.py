@@ -2,7 +2,6 @@
 every claim, the samples table in the report), and the recipe's pieces on their own."""
 
 import pytest
-import torch
 
 import papers
 from harness.claims import STATUSES
