@@ -61,21 +61,27 @@ def test_the_llama_twin_has_our_logits_with_grouped_query_attention():
         torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=1e-5, rtol=1e-4)
 
 
+def _encoder_outputs(ours, theirs, seed: int):
+    """Both encoders on a padded batch of two segments: (their output, ours, the unpadded positions)."""
+    g = torch.Generator().manual_seed(seed)
+    ids, segments = torch.randint(0, 101, (2, 40), generator=g), torch.zeros(2, 40, dtype=torch.long)
+    segments[:, 20 + seed:] = 1
+    mask = torch.ones_like(ids)
+    mask[seed % 2, 30 + seed:] = 0
+    with torch.no_grad():
+        out, mine = theirs(input_ids=ids, attention_mask=mask, token_type_ids=segments), ours(ids, mask, token_type_ids=segments)
+    return out, mine, mask.bool()
+
+
 @pytest.mark.parametrize("nsp", [True, False])
 def test_the_bert_twin_has_our_mlm_and_nsp_logits(nsp):
     ours = _noisy(MaskedLanguageModel(scaled("bert_base", n_layer=2, d_model=48, n_head=4, vocab_size=101,
                                              max_seq_len=40, dropout=0.0), nsp=nsp), std=0.05)
     theirs = to_hf(ours)
     assert type(theirs).__name__ == ("BertForPreTraining" if nsp else "BertForMaskedLM")
-    g = torch.Generator().manual_seed(2)
-    ids, segments = torch.randint(0, 101, (2, 40), generator=g), torch.zeros(2, 40, dtype=torch.long)
-    segments[:, 20:] = 1
-    mask = torch.ones_like(ids)
-    mask[1, 30:] = 0
-    with torch.no_grad():
-        out, mine = theirs(input_ids=ids, attention_mask=mask, token_type_ids=segments), ours(ids, mask, token_type_ids=segments)
+    out, mine, kept = _encoder_outputs(ours, theirs, seed=2)
     logits = out.prediction_logits if nsp else out.logits
-    torch.testing.assert_close(logits[mask.bool()], mine.logits[mask.bool()], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(logits[kept], mine.logits[kept], atol=1e-5, rtol=1e-4)
     if nsp:
         torch.testing.assert_close(out.seq_relationship_logits, mine.seq_logits, atol=1e-5, rtol=1e-4)
 
@@ -87,14 +93,8 @@ def test_the_roformer_twin_has_our_rotary_encoders_logits_with_padding_and_segme
                                              max_seq_len=40, dropout=0.0, positions="rope")), std=0.05)
     theirs = to_hf(ours)
     assert type(theirs).__name__ == "RoFormerForMaskedLM"
-    g = torch.Generator().manual_seed(4)
-    ids, segments = torch.randint(0, 101, (2, 40), generator=g), torch.zeros(2, 40, dtype=torch.long)
-    segments[:, 25:] = 1
-    mask = torch.ones_like(ids)
-    mask[0, 33:] = 0
-    with torch.no_grad():
-        out, mine = theirs(input_ids=ids, attention_mask=mask, token_type_ids=segments), ours(ids, mask, token_type_ids=segments)
-    torch.testing.assert_close(out.logits[mask.bool()], mine.logits[mask.bool()], atol=1e-5, rtol=1e-4)
+    out, mine, kept = _encoder_outputs(ours, theirs, seed=3)
+    torch.testing.assert_close(out.logits[kept], mine.logits[kept], atol=1e-5, rtol=1e-4)
 
 
 def test_a_rotary_encoder_at_another_base_is_refused():
