@@ -7,7 +7,7 @@
     repro bases [--scale S] [NAME ...]               pre-train the shared bases (once) and check their targets
     repro generate RUN_DIR --prompt TEXT             sample from a trained model
     repro models [PATTERN]                           list the trained models in the artifact cache
-    repro export RUN_DIR OUT                         write a GPT-2-shaped run as a transformers model directory
+    repro export RUN_DIR OUT                         write a run as its transformers twin (GPT-2, Llama, BERT, RoFormer, T5)
     repro eval MODEL --scenario NAME [--shots K]     score a model on a harness scenario
     repro scenarios [PATTERN]                        list the evaluation scenarios (e.g. 'glue', 'agieval/*:few')
     repro run PAPER|all      run reproductions (filled in by the paper modules)
