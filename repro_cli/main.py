@@ -167,9 +167,8 @@ def cmd_bases(args: argparse.Namespace) -> None:
         # a subset re-trained: its rows replace theirs, the other bases' rows are kept as recorded
         fresh = {(row["name"], row["seed"]) for row in record["bases"]}
         kept = [row for row in json.loads(out.read_text())["bases"] if (row["name"], row["seed"]) not in fresh]
-        record["bases"] = sorted(kept + record["bases"], key=lambda row: (list(scale_bases(scale)).index(row["name"])
-                                                                          if row["name"] in scale_bases(scale) else 99,
-                                                                          row["seed"]))
+        order = {name: i for i, name in enumerate(scale_bases(scale))}  # the table's order; unknown rows last
+        record["bases"] = sorted(kept + record["bases"], key=lambda row: (order.get(row["name"], len(order)), row["seed"]))
     record["decoder_scaling"] = decoder_scaling(record["bases"])
     if record["decoder_scaling"]:
         fit = record["decoder_scaling"]
