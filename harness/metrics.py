@@ -18,7 +18,9 @@ perplexity, word perplexity, bpb      their natural units (>= 1, >= 1, bits per 
 ====================================  ===============================================
 
 Per-item values are kept in ``extra["items"]`` for metrics that are a plain mean over items, so
-``paired_bootstrap_diff`` (and ``harness.claims``) can compare two systems on the same items.
+``paired_bootstrap_diff`` (and ``harness.claims``) can compare two systems on the same items. Corpus
+metrics (perplexity, BLEU) keep linearised items (``LINEARISED``: each item's first-order influence,
+mean = the metric), which serve the same paired comparisons.
 
 A metric with no uncertainty estimate (e.g. a perplexity from corpus totals only) has
 ``ci_low = ci_high = None``; a deterministic quantity (parameter count) can be made with
@@ -528,11 +530,35 @@ def bleu(hyps: Sequence[str], refs: Sequence[str | Sequence[str]], *, tokenize: 
     # BLEU from summed stats is not a simple ratio; sacrebleu's scorer takes integer stat vectors
     samples = np.array([metric._compute_score_from_stats(list(map(int, row))).score for row in sums])
     lo, hi = _percentile_ci(samples)
-    return MetricResult("bleu", float(score.score), n, lo, hi, {
-        "signature": signature, "scale": "0-100", "bp": float(score.bp), "sys_len": int(score.sys_len),
-        "ref_len": int(score.ref_len), "precisions": [float(p) for p in score.precisions],
-        "ci_method": "percentile bootstrap over sentences (corpus BLEU recomputed)",
-        "n_resamples": n_resamples, "seed": seed})
+    info = {"signature": signature, "scale": "0-100", "bp": float(score.bp), "sys_len": int(score.sys_len),
+            "ref_len": int(score.ref_len), "precisions": [float(p) for p in score.precisions],
+            "ci_method": "percentile bootstrap over sentences (corpus BLEU recomputed)",
+            "n_resamples": n_resamples, "seed": seed}
+    items = bleu_items(stats, float(score.score))
+    if items is not None:
+        info.update({"items": _rounded(items), "items_method": LINEARISED})
+    return MetricResult("bleu", float(score.score), n, lo, hi, info)
+
+
+def bleu_items(stats: np.ndarray, score: float, order: int = 4) -> np.ndarray | None:
+    """Each sentence's first-order influence on corpus BLEU (`LINEARISED`), from sacrebleu's
+    per-sentence statistics [hypothesis length, reference length, matches 1..order, totals 1..order].
+    ln BLEU = min(0, 1 - R/C) + mean_n (ln M_n - ln T_n) over the corpus sums, so a sentence moves it
+    by mean_n (m_n/M_n - t_n/T_n) n-fold, plus, under the brevity penalty, R c / C^2 - r / C n-fold.
+    None when an n-gram order has no match at all: there BLEU rests on sacrebleu's smoothing, which
+    has no such expansion."""
+    stats = np.asarray(stats, dtype=np.float64)
+    n = len(stats)
+    if n < 2 or score <= 0:
+        return None
+    sums = stats.sum(axis=0)
+    hyp, ref, matches, totals = stats[:, 0], stats[:, 1], stats[:, 2 : 2 + order], stats[:, 2 + order : 2 + 2 * order]
+    if np.any(sums[2 : 2 + order] == 0) or np.any(sums[2 + order : 2 + 2 * order] == 0) or sums[0] == 0:
+        return None
+    influence = np.mean(n * matches / sums[2 : 2 + order] - n * totals / sums[2 + order : 2 + 2 * order], axis=1)
+    if sums[0] < sums[1]:  # the brevity penalty exp(1 - R/C) applies
+        influence += n * (sums[1] * hyp / sums[0] ** 2 - ref / sums[0])
+    return score * (1 + influence - influence.mean())  # the mean is 0 up to rounding; keep it exact
 
 
 def _seed_and_item_sums(stats: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
@@ -630,6 +656,24 @@ def _per_document(nll: float | Sequence[float], counts: float | Sequence[float])
     return x, c, not scalar
 
 
+# How a corpus metric's per-item values are made: not a mean over items, but each item's first-order
+# influence on the metric (the delta method), so that their mean is the metric and var / n its
+# sampling variance; a difference of two systems' items on the same items is the paired difference.
+LINEARISED = "linearised: each item's first-order influence on the corpus metric (delta method); mean = value"
+
+
+def _slope(f: Callable[[np.ndarray], np.ndarray], x: float) -> float:
+    """f'(x) by a central difference (the transforms here are smooth: exp, a scale factor)."""
+    h = 1e-6 * max(1.0, abs(x))
+    with np.errstate(over="ignore"):
+        return float((f(np.array([x + h]))[0] - f(np.array([x - h]))[0]) / (2 * h))
+
+
+def _rounded(values: np.ndarray, digits: int = 7) -> list[float]:
+    """Per-item values as stored in results files: 7 significant digits, far below any CI."""
+    return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=np.float64)]
+
+
 def _corpus_rate(name: str, nll: float | Sequence[float], counts: float | Sequence[float],
                  transform: Callable[[np.ndarray], np.ndarray], unit: str, *, n_resamples: int,
                  seed: int) -> MetricResult:
@@ -649,11 +693,20 @@ def _corpus_rate(name: str, nll: float | Sequence[float], counts: float | Sequen
         rates = _ratio_of_sums(_resampled_sums(np.stack([x, c], axis=1), n_resamples, seed))
         with np.errstate(over="ignore"):
             lo, hi = _percentile_ci(transform(rates))
-        # each document's share of the rate (sum nll / sum count), scaled so their mean is the rate:
-        # two models scored on the same documents then compare paired, document by document, on the
-        # log scale, where the documents' common difficulty cancels (`log_of`)
+        # Per-document items, so that two models scored on the same documents compare paired, document
+        # by document, and the documents' common difficulty cancels (`harness.claims`, `harness.seeds`).
+        # The rate sum(nll) / sum(count) is a ratio of means; its linearisation around the corpus rate r,
+        # r_i = r + (nll_i - r count_i) / mean(count), has mean r and var(r_i) / n is the delta-method
+        # variance of the ratio (a long document weighs more, a document's length itself is no noise).
+        # The metric's items carry that through transform(r) the same way (its slope at r).
+        rate = total_nll / total
+        rate_items = rate + (x - rate * c) / (total / len(x))
+        slope = _slope(transform, rate)
         info.update({"ci_method": "percentile bootstrap over documents", "n_resamples": n_resamples,
-                     "seed": seed, "n_documents": len(x), "rate_items": (x * (len(x) / total)).tolist()})
+                     "seed": seed, "n_documents": len(x), "rate_items": _rounded(rate_items)})
+        if math.isfinite(value) and math.isfinite(slope):
+            info["items"] = _rounded(value + slope * (rate_items - rate))
+            info["items_method"] = LINEARISED
     else:
         info["ci_method"] = "none (corpus totals only; pass per-document lists for a CI)"
     return MetricResult(name, value, int(total) if per_doc is False else len(x), lo, hi, info)

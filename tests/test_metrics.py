@@ -212,6 +212,58 @@ def test_per_document_lm_metrics_resample_documents():
         M.perplexity([1.0, 2.0], [1])
 
 
+def _bootstrap_se(metric: M.MetricResult) -> float:
+    return (metric.ci_high - metric.ci_low) / (2 * 1.959964)
+
+
+@FAST
+@given(st.lists(st.tuples(st.floats(0.1, 50.0), st.integers(1, 60)), min_size=2, max_size=40))
+def test_linearised_corpus_items_average_to_the_metric(docs):
+    """Perplexity, word perplexity and bits per byte keep per-document items whose mean is the
+    metric (and ln perplexity's items average to its log): the identity the paired claims rest on."""
+    nll, counts = [x * c for x, c in docs], [c for _, c in docs]
+    for metric in (M.perplexity(nll, counts), M.word_perplexity(nll, counts), M.bits_per_byte(nll, counts)):
+        assert metric.extra["items_method"] == M.LINEARISED
+        assert np.mean(metric.items) == pytest.approx(metric.value, rel=1e-5)
+    log = M.log_of(M.perplexity(nll, counts))
+    assert np.mean(log.items) == pytest.approx(log.value, rel=1e-5, abs=1e-6)
+
+
+def test_linearised_items_give_the_bootstrap_standard_error_and_cancel_shared_difficulty():
+    """var(items) / n, the delta method, is the bootstrap's standard error within 15% (perplexity over
+    documents of unequal length, corpus BLEU over sentences); and two systems that differ by a
+    constant per token compare paired: the documents' shared difficulty cancels, so the paired
+    standard error is far below what the two CIs add up to."""
+    rng = np.random.default_rng(0)
+    counts = rng.integers(5, 60, size=400).astype(float)
+    difficulty = rng.gamma(4.0, 1.0, size=400)
+    nll_a = difficulty * counts
+    nll_b = (difficulty + 0.05 + rng.normal(0, 0.02, size=400)) * counts
+    a, b = M.perplexity(nll_a, counts), M.perplexity(nll_b, counts)
+    se = np.std(a.items, ddof=1) / math.sqrt(len(a.items))
+    assert se == pytest.approx(_bootstrap_se(a), rel=0.15)
+    diff = np.asarray(b.items) - np.asarray(a.items)
+    assert diff.mean() == pytest.approx(b.value - a.value, rel=1e-5)
+    assert np.std(diff, ddof=1) / math.sqrt(len(diff)) < 0.1 * math.hypot(_bootstrap_se(a), _bootstrap_se(b))
+
+    vocab = "the a cat dog sat on mat ran far away big red old new".split()
+    py = random.Random(0)
+    refs = [" ".join(py.choices(vocab, k=py.randint(6, 14))) for _ in range(300)]
+    hyps = [" ".join(w if py.random() > 0.3 else py.choice(vocab) for w in r.split()[: py.randint(5, 14)]) for r in refs]
+    bleu = M.bleu(hyps, refs)
+    assert bleu.extra["items_method"] == M.LINEARISED and np.mean(bleu.items) == pytest.approx(bleu.value, rel=1e-5)
+    assert np.std(bleu.items, ddof=1) / math.sqrt(len(hyps)) == pytest.approx(_bootstrap_se(bleu), rel=0.15)
+    same = np.asarray(M.bleu(hyps, refs).items) - np.asarray(bleu.items)
+    assert np.all(same == 0)  # the same system against itself: every sentence's difference is 0
+
+
+def test_bleu_without_any_match_of_an_order_keeps_no_items():
+    """With no 4-gram match anywhere, BLEU rests on sacrebleu's smoothing: no first-order expansion,
+    so no items (the claims fall back to each seed's CI)."""
+    bleu = M.bleu(["cat sat", "dog ran"], ["the cat sat down", "a dog ran off"])
+    assert bleu.items is None and bleu.has_ci
+
+
 # --------------------------------------------------------------------------------------------
 # Correlations and classification scores
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import harness.claims as C
+from harness import metrics as M
 from harness.metrics import MetricResult, mean_with_ci
 from harness.seeds import across_seeds, power_note, seed_interval
 
@@ -153,6 +154,26 @@ def test_corpus_metrics_carry_their_test_set_noise_from_each_seeds_ci():
     assert iv.seed_sd == pytest.approx(0.0, abs=1e-9) and iv.item_var == pytest.approx(2 * (2.0 / 1.959964) ** 2, rel=1e-4)
     assert iv.lo < 0 < iv.hi  # a 1-point gap inside ±2-point test-set intervals is not decided by seeds agreeing
     assert "each seed's CI" in iv.method and a.ci_low < 20.0 - 1.0
+
+
+def test_corpus_metrics_with_linearised_items_pair_over_the_test_set():
+    """Perplexities of two arms on the same documents, three seeds each: their linearised items pair
+    document by document, so the test-set term is the paired one (far below the two CIs added as if
+    independent) and a steady 3% gap is decided."""
+    rng = np.random.default_rng(1)
+    counts = rng.integers(5, 60, size=300).astype(float)
+    difficulty = rng.gamma(4.0, 1.0, size=300)
+
+    def arm(shift):
+        return across_seeds("perplexity", {s: M.perplexity((difficulty + shift + 0.01 * s) * counts, counts)
+                                           for s in range(3)})
+
+    a, b = arm(0.0), arm(0.03)
+    iv = seed_interval(b, a)
+    assert "test-set variance over 300 items" in iv.method
+    independent = sum(((hi - lo) / (2 * 1.959964)) ** 2 for m in (a, b) for lo, hi in m.extra["per_seed_ci"][:1])
+    assert iv.item_var < 0.05 * independent
+    assert C.greater("b", "a").evaluate({"a": a, "b": b}).status == REP
 
 
 def test_equivalence_and_ratio_claims_also_need_two_seeds_and_metric_facts_survive_the_merge():
