@@ -80,7 +80,7 @@ def test_every_comparison_has_a_positive_delta_and_every_claim_its_source():
             assert all(d is not None and d > 0 for d in deltas(claim.predicate)), claim.id
             assert claim.delta_source.strip(), claim.id
     by_id = {c.id: c for c in Transformer().claims("cpu")}
-    assert deltas(by_id["T-C1"].predicate) == [0.2]  # Table 3 A: 0.9 of 25.8 BLEU, times our 4.6
+    assert deltas(by_id["T-C1"].predicate) == [0.7]  # Table 3 A: 0.9 of 25.8 BLEU, times our 19.8
     assert scaled_delta(0.9, 25.8, "bleu") == pytest.approx(0.9 / 25.8 * CPU_LEVELS["bleu"], rel=0.3)
     assert deltas(by_id["T-C6"].predicate) == []  # an equivalence claim keeps its own tolerance
 
@@ -90,3 +90,22 @@ def test_measure_takes_the_one_seed_the_runner_passes():
 
     with pytest.raises(ValueError, match="one seed"):
         Transformer().measure("smoke", [0, 1])
+
+
+def test_no_claim_is_read_before_the_base_model_translates():
+    """The validity condition: multi-head clearly beating single-head says nothing while the base
+    model is below BASE_BLEU_MIN; past it, the same gap is read."""
+    from harness.claims import INCONCLUSIVE, REPRODUCED
+    from harness.metrics import MetricResult
+    from harness.seeds import across_seeds
+    from papers.transformer import BASE_BLEU_MIN, Transformer
+
+    def seeded(values):
+        return across_seeds("bleu", {s: MetricResult("bleu", v, 1000, v - 0.5, v + 0.5) for s, v in enumerate(values)})
+
+    claim = {c.id: c for c in Transformer().claims("cpu")}["T-C1"]
+    threshold = across_seeds("threshold", {s: MetricResult.exact("threshold", BASE_BLEU_MIN) for s in range(3)})
+    for base, expected in (([10.0, 10.4, 10.2], INCONCLUSIVE), ([20.0, 20.4, 20.2], REPRODUCED)):
+        metrics = {"base/test/bleu": seeded(base), "single_head/test/bleu": seeded([b - 5 for b in base]),
+                   "threshold/bleu": threshold}
+        assert claim.check(metrics).status == expected
