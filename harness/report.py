@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.metrics import display_factor
 from harness.results import latest_runs
 from harness.scales import SCALES
-from harness.stability import read_stability
+from harness.stability import stability_of
 
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "➖ inconclusive"}
 
@@ -175,9 +175,9 @@ def verdict_summary(runs_by_scale: dict, root: Path) -> list[str]:
                       for s in ("reproduced", "not reproduced", "inconclusive")]
             totals = [a + b for a, b in zip(totals, counts)]
             wall += record.wall_time_s or 0.0
-            stability = read_stability(root, record.paper) if scale != "smoke" else None
-            held = "not run"
-            if stability and stability["scale"] == scale:
+            stability, stale = stability_of(root, record)
+            held = "stale" if stale else "not run"
+            if stability:
                 held = f"{stability['agreeing']} of {stability['total']}"
                 held_total, checked = held_total + stability["agreeing"], checked + stability["total"]
             lines.append(f"| {record.paper} | {scale} | {counts[0]} | {counts[1]} | {counts[2]} | {held} | "
@@ -208,8 +208,10 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
     dirty = " (dirty tree)" if record.git.get("dirty") else ""
     lines.append(f"Run {record.finished}, {record.wall_time_s:.0f} s, seeds {record.seeds}, "
                  f"git `{str(record.git.get('sha', 'unknown'))[:10]}`{dirty}, {record.environment.get('device', '')}.")
-    stability = read_stability(root, record.paper) if record.scale != "smoke" else None
-    if stability and stability.get("scale") == record.scale:
+    stability, stale = stability_of(root, record)
+    if stale:
+        lines.append(f"Seed-set stability: {stale}.")
+    if stability:
         # second_results is relative to the results root, where REPORT.md lives: a working link
         second = f" ([their results file]({stability['second_results']}))" if stability.get("second_results") else ""
         lines.append(f"Re-run on seeds {stability['second_seeds']}{second}: {stability['agreeing']} of "

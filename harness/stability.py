@@ -44,7 +44,8 @@ def compare_verdicts(first: dict[str, Any], second: dict[str, Any]) -> dict[str,
             "opposite_flips": [r["id"] for r in rows if r["opposite"]],
             "goal": {"agreement": GOAL_AGREEMENT, "met": bool(rows) and agree / len(rows) >= GOAL_AGREEMENT
                      and not any(r["opposite"] for r in rows)},
-            "first_git": first.get("git", {}).get("sha"), "second_git": second.get("git", {}).get("sha")}
+            "first_git": first.get("git", {}).get("sha"), "second_git": second.get("git", {}).get("sha"),
+            "first_started": first.get("started")}
 
 
 def runs_root(root: str | os.PathLike) -> Path:
@@ -75,6 +76,22 @@ def write_stability(report: dict[str, Any], root: str | os.PathLike = "results")
 def read_stability(root: str | os.PathLike, paper: str) -> dict[str, Any] | None:
     path = stability_path(root, paper)
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def stability_of(root: str | os.PathLike, record) -> tuple[dict[str, Any] | None, str | None]:
+    """(the stability comparison of `record`, a committed run, or None; why an existing comparison
+    is not its). A comparison whose first run is another run (other commit or seeds: the recipe has
+    been re-run since) says nothing about this one: it is reported stale, never as held."""
+    stability = read_stability(root, record.paper) if record.scale != "smoke" else None
+    if not stability or stability.get("scale") != record.scale:
+        return None, None
+    sha = (record.git or {}).get("sha")
+    other_run = stability.get("first_started", record.started) != record.started  # files before it was kept: git, seeds
+    if other_run or stability.get("first_git") != sha or list(stability.get("first_seeds") or []) != list(record.seeds):
+        return None, (f"stale: results/stability/{record.paper}.json compares an earlier run (git "
+                      f"`{str(stability.get('first_git'))[:10]}`, seeds {stability.get('first_seeds')}); run "
+                      f"`repro stability {record.paper} --scale {record.scale}` again")
+    return stability, None
 
 
 def run_stability(paper, scale: str, root: str | os.PathLike = "results", seeds: list[int] | None = None,

@@ -211,6 +211,11 @@ def test_the_report_opens_with_the_verdict_table_and_shows_claim_cards(tmp_path,
     assert (tmp_path / "stability/runs/cpu/toy.json").is_file()  # the link resolves from REPORT.md's folder
     smoke_card = text[text.rindex("#### TOY-C1"):]
     assert "one training seed" in smoke_card and "power:" in smoke_card
+    # the recipe re-run since: the comparison is of the earlier run, so it is stale, never "held"
+    run_paper(toy, "cpu", SEEDS, root=tmp_path, quiet=True)
+    text = render(tmp_path).read_text()
+    assert "| toy | cpu | 1 | 1 | 1 | stale |" in text and "stability: held" not in text
+    assert "Seed-set stability: stale: results/stability/toy.json compares an earlier run" in text
 
 
 def test_figures_are_recorded_relative_to_the_results_root(tmp_path, toy, monkeypatch):
