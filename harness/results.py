@@ -106,7 +106,7 @@ def environment_info() -> dict[str, Any]:
         import torch
     except ImportError:
         return info
-    from repro.precision import resolve_precision
+    from repro.precision import arithmetic, resolve_precision
 
     info["torch"] = torch.__version__
     info["threads"] = torch.get_num_threads()
@@ -115,6 +115,7 @@ def environment_info() -> dict[str, Any]:
         info["cuda"] = torch.version.cuda
     # What "auto" meant for this run's training and scoring (bf16 autocast or fp32).
     info["precision"] = resolve_precision("auto", "cuda" if torch.cuda.is_available() else "cpu")
+    info["arithmetic"] = arithmetic()
     return info
 
 

@@ -68,3 +68,13 @@ def compare_precisions(fp32: list[float], bf16: list[float]) -> dict:
         out["seed_sd"] = spread
         out["within_seed_spread"] = abs(out["mean_difference"]) <= spread
     return out
+
+
+def arithmetic() -> str:
+    """Which kernels this machine's numbers come from: the CPU's vector instruction set as torch
+    dispatches it (AVX512, AVX2, ...) and whether it multiplies bf16 natively, or the CUDA device.
+    Two machines that differ here round differently, so a tiny model trained on each drifts apart
+    over its steps; `repro regress` compares numbers only between machines that agree."""
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {torch.backends.cpu.get_cpu_capability()}" + (", native bf16" if native_bf16("cpu") else "")

@@ -142,6 +142,33 @@ def test_regress_passes_an_unchanged_run_and_catches_an_injected_regression(tmp_
     assert compare_dirs(baseline / "smoke", fresh) == []
 
 
+def test_regress_lists_numbers_from_other_arithmetic_but_still_fails_a_lost_metric(tmp_path, toy, capsys):
+    """A baseline trained on other kernels (another vector instruction set, emulated bf16) cannot be
+    compared number for number: moved numbers are listed, not failed; a missing metric still fails,
+    and so does a moved number when both machines agree."""
+    baseline = tmp_path / "baseline"
+    run_paper(toy, "smoke", [0], root=baseline, quiet=True)
+    assert read_run(baseline / "smoke" / "toy.json").environment["arithmetic"].startswith(("cpu: ", "cuda: "))
+    fresh = tmp_path / "fresh"
+    shutil.copytree(baseline / "smoke", fresh)
+    data = json.loads((fresh / "toy.json").read_text())
+    data["metrics"]["strong/toy/acc"]["value"] = 0.6
+    (fresh / "toy.json").write_text(json.dumps(data))
+    with pytest.raises(SystemExit):  # the same arithmetic on both sides: a moved number fails
+        main(["regress", "--baseline", str(baseline / "smoke"), "--fresh", str(fresh)])
+    capsys.readouterr()
+    data["environment"]["arithmetic"] = "cpu: another machine"
+    (fresh / "toy.json").write_text(json.dumps(data))
+    assert main(["regress", "--baseline", str(baseline / "smoke"), "--fresh", str(fresh)]) == 0
+    err = capsys.readouterr().err
+    assert "other arithmetic" in err and "moved (other arithmetic) toy: metric strong/toy/acc" in err
+    del data["metrics"]["weak/toy/acc"]
+    (fresh / "toy.json").write_text(json.dumps(data))
+    with pytest.raises(SystemExit):
+        main(["regress", "--baseline", str(baseline / "smoke"), "--fresh", str(fresh)])
+    assert "REGRESSION toy: metric weak/toy/acc moved from present to missing" in capsys.readouterr().err
+
+
 def test_regress_ignores_how_fast_the_machine_was_but_not_a_lost_timing(tmp_path, toy):
     baseline = tmp_path / "baseline"
     run_paper(toy, "smoke", [0], root=baseline, quiet=True)
