@@ -494,8 +494,9 @@ def cmd_regress(args: argparse.Namespace) -> None:
         # Numbers trained on other kernels drift by more than any tolerance (a smoke model's scores flip
         # with one rounding); what still holds across machines is that every paper runs, every metric is
         # there and no verdict changed. The moved numbers are listed, not failed.
-        moved = [r for r in regressions if r.what.startswith("metric ") and r.new != "missing"]
-        regressions = [r for r in regressions if r not in moved]
+        is_number = [r.what.startswith("metric ") and r.new != "missing" for r in regressions]
+        moved = [r for r, number in zip(regressions, is_number) if number]
+        regressions = [r for r, number in zip(regressions, is_number) if not number]
         print(f"the baseline was measured on other arithmetic ({other}): {len(moved)} moved number(s) not "
               "compared, listed here; verdicts, metrics and files still are", file=sys.stderr)
         for r in moved:
@@ -516,14 +517,23 @@ def cmd_regress(args: argparse.Namespace) -> None:
         shutil.rmtree(fresh.parent, ignore_errors=True)
 
 
+def recorded_environment(folder: Path, key: str) -> set:
+    """The values of `environment[key]` over the results files in `folder` (None for files from
+    before the key was recorded); an unreadable file is named with its fix."""
+    found = set()
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found.add(json.loads(path.read_text()).get("environment", {}).get(key))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"results file {path} cannot be read ({e}); restore it with git checkout {path}") from None
+    return found
+
+
 def other_arithmetic(baseline: Path, fresh: Path) -> str | None:
     """Why the baseline's numbers cannot be compared number for number with the fresh run's (their
     machines' kernels differ, `repro.precision.arithmetic`; unknown for files from before it was
     recorded), or None when they can."""
-    def recorded(folder: Path) -> set:
-        return {json.loads(p.read_text()).get("environment", {}).get("arithmetic") for p in sorted(folder.glob("*.json"))}
-
-    before, now = recorded(baseline), recorded(fresh)
+    before, now = recorded_environment(baseline, "arithmetic"), recorded_environment(fresh, "arithmetic")
     if before == now and None not in before and len(before) == 1:
         return None
     return f"baseline {', '.join(sorted(map(str, before)))}; this run {', '.join(sorted(map(str, now)))}"
@@ -532,13 +542,7 @@ def other_arithmetic(baseline: Path, fresh: Path) -> str | None:
 def baseline_precision(baseline: Path) -> str | None:
     """The precision the baseline's results were measured at (None for files from before it was
     recorded); baselines that disagree are a mistake worth one clear line."""
-    found = set()
-    for path in sorted(baseline.glob("*.json")):
-        try:
-            found.add(json.loads(path.read_text()).get("environment", {}).get("precision"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"baseline file {path} cannot be read ({e}); restore it with git checkout {path}") from None
-    found.discard(None)
+    found = recorded_environment(baseline, "precision") - {None}
     if len(found) > 1:
         raise UserError(f"the baseline files in {baseline} were measured at different precisions ({', '.join(sorted(found))}); "
                         "re-run them together with repro regress --update")
