@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from repro.config import ConfigError, ModelConfig
 from repro.model import KVCache, LanguageModel, MaskedLanguageModel, PRESETS, preset_parameters, scaled
-from repro.model.layers import alibi_slopes, t5_relative_bucket
+from repro.model.layers import alibi_slopes, matmul_attention, t5_relative_bucket
 
 VOCAB = 61
 POSITIONS = ["learned", "sinusoidal", "rope", "alibi", "t5_relative"]
@@ -57,6 +57,43 @@ def test_causality_changing_token_t_never_changes_earlier_logits(config, t, seed
         a, b = model(ids).logits, model(changed).logits
     assert torch.allclose(a[:, :t], b[:, :t], atol=1e-5)
     assert not torch.allclose(a[:, t:], b[:, t:], atol=1e-5)  # and the change is seen from t on
+
+
+@SETTINGS
+@given(config=decoder_configs, t=st.integers(0, 9), seed=st.integers(0, 1000))
+def test_cpu_bf16_attention_is_causal_and_tracks_fp32(config, t, seed):
+    # Under CPU bf16 autocast attention runs through `matmul_attention`, not SDPA.
+    model = _model(config)
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (2, 10), generator=g)
+    changed = ids.clone()
+    changed[:, t] = (changed[:, t] + 1) % VOCAB
+    with torch.no_grad():
+        fp32 = model(ids).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            a, b = model(ids).logits.float(), model(changed).logits.float()
+    assert torch.equal(a[:, :t], b[:, :t])
+    assert (a - fp32).abs().max() < 0.05 * fp32.abs().max() + 0.05
+
+
+@SETTINGS
+@given(
+    case=st.sampled_from(["none", "causal", "bool", "float"]), kv_heads=st.sampled_from([4, 2, 1]),
+    scale=st.sampled_from([None, 1.0]), seed=st.integers(0, 1000),
+)
+def test_matmul_attention_equals_sdpa(case, kv_heads, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(2, 4, 7, 8, generator=g)
+    k, v = torch.randn(2, kv_heads, 7, 8, generator=g), torch.randn(2, kv_heads, 7, 8, generator=g)
+    mask = None
+    if case == "bool":  # every query keeps at least itself, as the model's masks guarantee
+        mask = (torch.rand(2, 1, 7, 7, generator=g) > 0.4) | torch.eye(7, dtype=torch.bool)
+    elif case == "float":  # an additive position bias
+        mask = torch.randn(1, 4, 7, 7, generator=g)
+    ours = matmul_attention(q, k, v, mask=mask, is_causal=case == "causal", scale=scale)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=case == "causal", scale=scale, enable_gqa=kv_heads != 4)
+    assert torch.allclose(ours, ref, atol=1e-5)
 
 
 @SETTINGS

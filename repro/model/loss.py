@@ -52,10 +52,21 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 logits = (h @ w.t()).to(acc)
                 if bias is not None:
                     logits += bias.to(acc)
-                loss, lse = _block_losses(logits, y, label_smoothing)
+                # One exp per logit, in place: the softmax's numerator serves the loss (through
+                # its sum) and becomes the gradient. Four passes over the block instead of seven
+                # (logsumexp, then exp(logits − lse)); the exps were ~15% of a small LM's step.
+                target = logits.gather(1, y[:, None]).squeeze(1)
+                mean_logit = logits.mean(dim=-1) if label_smoothing else None
+                peak = logits.amax(dim=-1, keepdim=True)
+                grad = logits.sub_(peak).exp_()
+                norm = grad.sum(dim=-1, keepdim=True)
+                lse = (peak + norm.log()).squeeze(1)
+                loss = lse - target
+                if label_smoothing:
+                    loss = (1 - label_smoothing) * loss + label_smoothing * (lse - mean_logit)
                 total += loss.sum()
                 # d loss / d logits = softmax − (1 − eps)·one-hot − eps/V, built in place
-                grad = logits.sub_(lse[:, None]).exp_()
+                grad.div_(norm)
                 grad[torch.arange(len(y), device=y.device), y] -= 1 - label_smoothing
                 if label_smoothing:
                     grad -= label_smoothing / weight.shape[0]
