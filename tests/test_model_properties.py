@@ -45,14 +45,19 @@ def _model(config, cls=LanguageModel, seed=0):
     return cls(config).eval()
 
 
+def _with_token_changed(seed: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two random batches of ids that differ at position t only."""
+    ids = torch.randint(0, VOCAB, (2, 10), generator=torch.Generator().manual_seed(seed))
+    changed = ids.clone()
+    changed[:, t] = (changed[:, t] + 1) % VOCAB
+    return ids, changed
+
+
 @SETTINGS
 @given(config=decoder_configs, t=st.integers(0, 9), seed=st.integers(0, 1000))
 def test_causality_changing_token_t_never_changes_earlier_logits(config, t, seed):
     model = _model(config)
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, VOCAB, (2, 10), generator=g)
-    changed = ids.clone()
-    changed[:, t] = (changed[:, t] + 1) % VOCAB
+    ids, changed = _with_token_changed(seed, t)
     with torch.no_grad():
         a, b = model(ids).logits, model(changed).logits
     assert torch.allclose(a[:, :t], b[:, :t], atol=1e-5)
@@ -64,10 +69,7 @@ def test_causality_changing_token_t_never_changes_earlier_logits(config, t, seed
 def test_cpu_bf16_attention_is_causal_and_tracks_fp32(config, t, seed):
     # Under CPU bf16 autocast attention runs through `matmul_attention`, not SDPA.
     model = _model(config)
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, VOCAB, (2, 10), generator=g)
-    changed = ids.clone()
-    changed[:, t] = (changed[:, t] + 1) % VOCAB
+    ids, changed = _with_token_changed(seed, t)
     with torch.no_grad():
         fp32 = model(ids).logits
         with torch.autocast("cpu", dtype=torch.bfloat16):
