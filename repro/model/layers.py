@@ -240,12 +240,12 @@ class Attention(nn.Module):
                 q, k = apply_rope(q, *rope), apply_rope(k, *rope)
             if cache is not None:
                 k, v = cache.append(layer, k, v)
-        kwargs = dict(dropout_p=c.dropout if self.training else 0.0, scale=None if c.scale_attention else 1.0)
+        kwargs = dict(is_causal=is_causal and mask is None, dropout_p=c.dropout if self.training else 0.0,
+                      scale=None if c.scale_attention else 1.0)
         if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
-            y = matmul_attention(q, k, v, mask=mask, is_causal=is_causal and mask is None, **kwargs)
+            y = matmul_attention(q, k, v, mask=mask, **kwargs)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal and mask is None,
-                                               enable_gqa=n_kv != n_q, **kwargs)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=n_kv != n_q, **kwargs)
         B, _, T, _ = y.shape
         return self.out_proj(y.transpose(1, 2).reshape(B, T, n_q * hd))
 
