@@ -250,7 +250,7 @@ def _decide(gain: _Interval, delta: float | None, threshold: float = 0.0,
             f" and reaches beyond ±δ = {d_shown:g}" if delta else " (no δ stated: no equivalence test)")
     status, why = _one_seed_rule(gain.single_seed, status, why, extra)
     if status == INCONCLUSIVE and gain.seeds is not None:
-        extra["power"] = power_note(gain.seeds, delta, factor)
+        extra["power"] = power_note(gain.seeds, delta, factor, threshold=t)
         why += "; " + extra["power"].get("advice", f"minimum detectable effect "
                                                   f"{_fmt(extra['power'].get('minimum_detectable_effect'), factor)}")
     return status, why, extra

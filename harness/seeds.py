@@ -212,11 +212,15 @@ def seed_interval(a: MetricResult, b: MetricResult) -> SeedInterval | None:
     return SeedInterval(point, -math.inf, math.inf, "one training seed, no interval", 1, None, 0.0, 0)
 
 
-def power_note(iv: SeedInterval, delta: float | None, factor: float = 1.0) -> dict[str, Any]:
+def power_note(iv: SeedInterval, delta: float | None, factor: float = 1.0, threshold: float = 0.0) -> dict[str, Any]:
     """What would decide the comparison: the minimum effect detectable at 80% power with the
     current seeds, and how many seeds an effect of size `delta` needs (None when the seed spread is
-    unknown; "items" when the test set's own noise is already too large for `delta`). Numbers are
-    stored in the metric's units; the advice prints them x `factor` (harness.metrics.display_factor)."""
+    unknown; "items" when the test set's own noise is already too large for `delta`). When the
+    measured effect (the point's distance from `threshold`) exceeds delta, it also says how many seeds
+    would detect an effect that large, if it is real: a measured effect far beyond a small delta is
+    usually hidden by the seed spread, not the test set, and the delta advice alone would send the
+    user after test items. Numbers are stored in the metric's units; the advice prints them x
+    `factor` (harness.metrics.display_factor)."""
     note: dict[str, Any] = {"seeds": iv.seeds, "power": POWER}
     if iv.seeds < 2 or iv.seed_sd is None:
         note["advice"] = "one training seed: run at least 3 seeds per arm to estimate the seed-to-seed spread"
@@ -225,16 +229,30 @@ def power_note(iv: SeedInterval, delta: float | None, factor: float = 1.0) -> di
         seed_term = iv.seed_sd**2 / k
         return (_half_width(1 - (1 - CONFIDENCE) / 2, seed_term, k - 1, iv.item_var, iv.item_df)
                 + _half_width(POWER, seed_term, k - 1, iv.item_var, iv.item_df))
+    def items_hide(effect: float) -> bool:  # even infinitely many seeds leave the test-set term
+        return (_z(1 - (1 - CONFIDENCE) / 2) + _z(POWER)) * math.sqrt(iv.item_var) >= effect
+    def seeds_for(effect: float) -> int | None:
+        return next((k for k in range(2, MAX_SEEDS + 1) if mde(k) <= effect), None)
     note["minimum_detectable_effect"] = mde(iv.seeds)
+    advice = []
     if delta:
-        if (_z(1 - (1 - CONFIDENCE) / 2) + _z(POWER)) * math.sqrt(iv.item_var) >= delta:
+        if items_hide(delta):
             note["seeds_needed"] = None
-            note["advice"] = (f"the test set's own noise already hides an effect of {delta * factor:g}: more test items are "
-                              "needed, not more seeds")
+            advice.append(f"the test set's own noise already hides an effect of {delta * factor:g}: more test items "
+                          "are needed, not more seeds")
         else:
-            need = next((k for k in range(2, MAX_SEEDS + 1) if mde(k) <= delta), None)
+            need = seeds_for(delta)
             note["seeds_needed"] = need
-            note["advice"] = (f"about {need} seeds per arm would detect an effect of {delta * factor:g} at 80% power"
-                              if need else f"more than {MAX_SEEDS} seeds would be needed for an effect of "
-                                           f"{delta * factor:g}")
+            advice.append(f"about {need} seeds per arm would detect an effect of {delta * factor:g} at 80% power"
+                          if need else f"more than {MAX_SEEDS} seeds would be needed for an effect of "
+                                       f"{delta * factor:g}")
+    measured = abs(iv.point - threshold)
+    if measured > (delta or 0.0) and not items_hide(measured):
+        need = seeds_for(measured)
+        note["seeds_for_measured"] = need
+        if need and need > iv.seeds:
+            advice.append(f"the measured effect, {measured * factor:.3g}, if real, would be detected at 80% power "
+                          f"with about {need} seeds per arm")
+    if advice:
+        note["advice"] = "; ".join(advice)
     return note

@@ -132,6 +132,25 @@ def test_more_seeds_needed_for_a_smaller_delta_and_items_when_the_test_set_is_th
     assert note["seeds_needed"] is None and "more test items" in note["advice"]
 
 
+def test_a_large_measured_effect_hidden_by_the_seed_spread_asks_for_seeds_not_items():
+    # InstructGPT's I-C3 as measured: delta 0.01 nats is below what the test set resolves, but the
+    # measured 0.3 nats are hidden by the seed spread (sd ~0.14), not by the items
+    ppo = seeded("ppo", arm({0: 6.25, 1: 6.55, 2: 6.45}, n_items=30, item_sd=0.02))
+    sft = seeded("sft", arm({0: 6.10, 1: 6.12, 2: 6.10}, n_items=30, item_sd=0.02, rng=np.random.default_rng(1)))
+    v = C.greater("ppo", "sft", delta=0.01).evaluate({"ppo": ppo, "sft": sft})
+    power = v.evidence["power"]
+    assert v.status == INC and power["seeds_needed"] is None and "more test items" in power["advice"]
+    assert 3 < power["seeds_for_measured"] <= 10 and "the measured effect" in v.explanation
+    # the advice is honest about its own premise: more seeds of the same spread do decide it
+    more = {s: 6.1 + d for s, d in zip(range(8), [0.15, 0.45, 0.35, 0.3, 0.2, 0.4, 0.25, 0.35])}
+    ppo8 = seeded("ppo", arm(more, n_items=30, item_sd=0.02))
+    sft8 = seeded("sft", arm({s: 6.1 for s in range(8)}, n_items=30, item_sd=0.02, rng=np.random.default_rng(1)))
+    assert C.greater("ppo", "sft", delta=0.01).evaluate({"ppo": ppo8, "sft": sft8}).status == REP
+    # an effect within delta gets no such line
+    flat = seeded("ppo", arm({0: 6.105, 1: 6.095, 2: 6.1}, n_items=30, item_sd=0.02))
+    assert "seeds_for_measured" not in power_note(seed_interval(flat, sft), 0.01)
+
+
 def test_unpaired_arms_use_welch():
     a = seeded("a", arm({0: 1.0, 1: 1.2, 2: 0.8}))
     b = seeded("b", arm({10: 0.0, 11: 0.1, 12: -0.1}))
