@@ -158,6 +158,29 @@ def claim_card(c: dict, seeds: list, stability: dict | None) -> list[str]:
     return lines
 
 
+COUNT_WORDS = {"recipe": "need a recipe change", "items": "more test items", "seeds": "more training seeds",
+               "other": "something else (see the claim)"}
+
+
+def open_claims_section(runs: dict, scale: str) -> list[str]:
+    """Per open claim, what would decide it (harness.open_claims): a recipe change where a validity
+    condition fails, more test items, or more seeds, with how many."""
+    from harness.open_claims import BLOCKERS, claim_needs
+
+    needs = {(paper, cid): n for paper, record in runs.items() for cid, n in claim_needs(record).items()}
+    if not needs:
+        return []
+    counts = {k: sum(n["blocker"] == k for n in needs.values()) for k in BLOCKERS}
+    lines = [f"### What would decide the open claims ({scale} scale)", "",
+             "Read from each comparison's stored interval (`repro open PAPER --scale " + scale + "` lists every "
+             "comparison): " + ", ".join(f"{v} {COUNT_WORDS[k]}" for k, v in counts.items() if v) + ". A claim whose validity "
+             "condition fails needs its models to learn more; seeds and items help only once it holds.", "",
+             "| paper | claim | would decide it |", "|---|---|---|"]
+    for (paper, cid), n in needs.items():
+        lines.append(f"| {paper} | {cid} | {n['needs']} |")
+    return lines + [""]
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
@@ -358,6 +381,9 @@ def render(root: str | Path = "results") -> Path:
     any_records = bool(runs_by_scale)
     if any_records:
         lines += ["## Verdicts", ""] + verdict_summary(runs_by_scale, root)
+        for scale, runs in runs_by_scale.items():
+            if scale != "smoke":  # smoke numbers mean nothing: nothing to plan from them
+                lines += open_claims_section(runs, scale)
     lines += bases_section(root, figures_dir)
     from harness.helm import helm_path
 

@@ -247,7 +247,11 @@ def power_note(iv: SeedInterval, delta: float | None, factor: float = 1.0, thres
                           if need else f"more than {MAX_SEEDS} seeds would be needed for an effect of "
                                        f"{delta * factor:g}")
     measured = abs(iv.point - threshold)
-    if measured > (delta or 0.0) and not items_hide(measured):
+    if measured > (delta or 0.0) and items_hide(measured):
+        note["seeds_for_measured"] = None
+        advice.append(f"the test set's own noise hides the measured effect, {measured * factor:.3g}: more test "
+                      "items would show whether it is real")
+    elif measured > (delta or 0.0):
         need = seeds_for(measured)
         note["seeds_for_measured"] = need
         if need and need > iv.seeds:

@@ -419,6 +419,32 @@ def cmd_recheck(args: argparse.Namespace) -> None:
     print(f"verdicts recomputed from the stored metrics -> {path}")
 
 
+def cmd_open(args: argparse.Namespace) -> None:
+    import papers
+    from harness.open_claims import claim_needs, open_comparisons
+    from harness.report import markdown_table
+    from harness.results import latest_runs
+
+    papers.discover()  # the papers declare their metrics' display units
+    scale = _resolve_scale(args.scale)
+    runs = latest_runs(args.root, scale)
+    if not runs:
+        raise UserError(f"no results under {Path(args.root) / scale}: run `repro run PAPER --scale {scale}` first")
+    unknown = sorted(set(args.papers) - set(runs))
+    if unknown:
+        raise UserError(f"no {scale} results for {', '.join(unknown)}; there are: {', '.join(runs)}")
+    for name in args.papers or list(runs):
+        record = runs[name]
+        needs = claim_needs(record)
+        print(f"{name} @ {scale}: {len(needs)} of {len(record.claims)} claims open")
+        if args.detail:
+            for line in markdown_table([r.row() for r in open_comparisons(record)]):
+                print("  " + line)
+        else:
+            for cid, n in needs.items():
+                print(f"  {cid:<8} {n['needs']}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     import papers
     from harness.report import render, update_readme
@@ -683,6 +709,13 @@ def build_parser() -> argparse.ArgumentParser:
     recheck.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
     recheck.add_argument("--root", default="results")
     recheck.set_defaults(func=cmd_recheck)
+    open_ = sub.add_parser("open", help="what would decide each open claim: a recipe change, test items or seeds "
+                                        "(read from the stored intervals; nothing is trained)")
+    open_.add_argument("papers", nargs="*", metavar="PAPER", help="default: every paper with results at the scale")
+    open_.add_argument("--scale", default="auto", choices=["auto", "smoke", "cpu", "gpu"])
+    open_.add_argument("--root", default="results")
+    open_.add_argument("--detail", action="store_true", help="every inconclusive comparison, not one line per claim")
+    open_.set_defaults(func=cmd_open)
     report = sub.add_parser("report", help="render results/REPORT.md and figures from the results files")
     report.add_argument("--root", default="results")
     report.set_defaults(func=cmd_report)

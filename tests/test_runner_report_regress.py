@@ -301,6 +301,22 @@ def test_recheck_decides_again_from_stored_metrics_without_measuring(tmp_path, t
     assert "repro run toy --scale smoke" in capsys.readouterr().err
 
 
+def test_open_lists_what_would_decide_each_open_claim_and_refuses_an_unknown_paper(tmp_path, toy, capsys):
+    run_paper(toy, "smoke", SEEDS, root=tmp_path, quiet=True)
+    calls = len(toy.calls)
+    assert main(["open", "toy", "--scale", "smoke", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    # TOY-C1 is reproduced and TOY-C2 refuted: only TOY-C3, whose metric was never measured, is open
+    assert "toy @ smoke: 1 of 3 claims open" in out and "TOY-C3" in out and "TOY-C1" not in out
+    assert main(["open", "--scale", "smoke", "--root", str(tmp_path), "--detail"]) == 0
+    assert "| TOY-C3 |" in capsys.readouterr().out
+    assert len(toy.calls) == calls  # read from the file: nothing measured
+    assert main(["open", "nope", "--scale", "smoke", "--root", str(tmp_path)]) == 2
+    assert "no smoke results for nope" in capsys.readouterr().err
+    assert main(["open", "--scale", "smoke", "--root", str(tmp_path / "none")]) == 2
+    assert "repro run PAPER --scale smoke" in capsys.readouterr().err
+
+
 def test_remerged_keeps_a_metric_with_a_non_finite_seed_as_it_is():
     from harness.metrics import MetricResult
     from harness.runner import remerged
