@@ -259,6 +259,24 @@ class LM(abc.ABC):
             out[i] = score
         return out
 
+    def rank_answers(self, sources: Sequence[Sequence[int]], answers: Sequence[str], *,
+                     source_eos: bool) -> list[list[float]]:
+        """Rank classification (T0, FLAN; T5's GLUE answers here): log p(answer + eos | source) for
+        every source x answer, [source][answer]. Sources are token ids taken as they are, with eos
+        appended when `source_eos` (T5's convention: an encoder input ends in eos) unless already
+        last; answers are strings, tokenised without special tokens, each ending in eos so that a
+        short answer cannot win by being a prefix of a longer one."""
+        eos = self.eot_token_id
+
+        def ended(ids) -> list[int]:
+            ids = [int(i) for i in ids]
+            return ids if ids and ids[-1] == eos else ids + [eos]
+
+        targets = [ended(self.tok_encode(a)) for a in answers]
+        pairs = [(ended(src) if source_eos else [int(i) for i in src], target) for src in sources for target in targets]
+        scores = self.score_tokens(pairs)
+        return [[ll for ll, _ in scores[i * len(targets):(i + 1) * len(targets)]] for i in range(len(sources))]
+
     @torch.no_grad()
     def _score_causal(self, pairs: list) -> list[tuple[float, bool]]:
         # The input is context + continuation minus its last token (that token is only a target),

@@ -69,7 +69,6 @@ from harness.metrics import (
 )
 from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
-from papers import t5 as t5_paper
 from papers.glue import (
     TASKS,
     FinetuneConfig,
@@ -88,6 +87,7 @@ from papers.glue import (
 )
 from repro.config import ModelConfig
 from repro.data.objectives import fit_prompt_completion, prompt_completion_batch
+from repro.data.text_to_text import text_pair
 from repro.model import LanguageModel, ModelOutput
 from repro.model.heads import last_token_index
 from repro.peft_methods import (
@@ -415,14 +415,14 @@ def lm_task_data(task: str, base: Base, max_len: int, n_train: int | None, n_eva
     """A classification task as token ids for a language model, and the label token of each class
     (`verbaliser`). A decoder reads the registry's "qa" template (the prompt GPT-3 and FLAN score),
     left-truncated so "Answer:" and the answers' shared tokens stay; an encoder-decoder reads T5's
-    text-to-text input ("sst2 sentence: ...", `papers.t5.text_pair`) cut at the end, then eos."""
+    text-to-text input ("sst2 sentence: ...", `repro.data.text_to_text.text_pair`) cut at the end, then eos."""
     from repro.data.tasks import get_task
 
     registry = get_task(task)
     shared, labels = verbaliser(task, base)
     if base.kind == "encoder-decoder":
         eos = base.tokenizer.eos_token_id
-        text = lambda r: t5_paper.text_pair(registry, r)[0]  # noqa: E731
+        text = lambda r: text_pair(registry, r)[0]  # noqa: E731
         cut = lambda x: x[: max_len - 1] + [eos]  # noqa: E731
     else:
         text, cut = registry.template("qa").render, lambda x: (x + shared)[-max_len:]

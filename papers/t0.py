@@ -42,14 +42,15 @@ import numpy as np
 import torch
 
 from harness.claims import Claim, Predicate, all_of, greater, monotone, provided
+from harness.lm import ReproLM
 from harness.metrics import MetricResult, mean_with_ci, over_prompts, paired_bootstrap_diff
 from harness.plots import Figure, Panel, Series
 from papers import Measured, Paper, one_seed, register
-from papers import t5 as t5_paper
 from papers.glue import PRACTICAL_GLUE_DELTA, GlueTask, glue_delta, majority
 from repro.bases import BaseSpec, encoder_decoder_bases, lm_adapted_base, lm_adapted_bases
 from repro.data.instructions import P3_TASK_TYPE, p3_split, p3_stems, scored_templates
 from repro.data.tasks import Mixture, get_task
+from repro.data.text_to_text import length_windowed_batches, one_line
 from repro.model import LanguageModel
 from repro.pipeline import artifact_dir, run_parallel, train_once
 from repro.train import Trainer, TrainConfig
@@ -188,14 +189,14 @@ def t0_mixture(stems: list[str], name: str) -> Mixture:
 def encode(tok, texts: list[str], limit: int) -> list[list[int]]:
     """Token ids of each text on one line, keeping the last `limit` tokens: the question and its
     answer cue end a prompt, the passage before them is what gets cut (T0 cuts at 1,024 tokens)."""
-    return [ids[-limit:] for ids in tok([t5_paper.one_line(t) for t in texts], add_special_tokens=False)["input_ids"]]
+    return [ids[-limit:] for ids in tok([one_line(t) for t in texts], add_special_tokens=False)["input_ids"]]
 
 
 def training_pairs(run: MultitaskRun, s: ScaleSettings, tok, seed: int) -> list[tuple[list[int], list[int]]]:
     stems = training_stems(run, seed)
     draws = t0_mixture(stems, f"t0_{run.label}").sample(s.steps * s.batch_size, seed)
     sources = encode(tok, [r["input"] for _, r in draws], s.max_source)
-    targets = [ids[: s.max_target] for ids in tok([t5_paper.one_line(r["target"]) for _, r in draws],
+    targets = [ids[: s.max_target] for ids in tok([one_line(r["target"]) for _, r in draws],
                                                   add_special_tokens=False)["input_ids"]]
     return list(zip(sources, targets))
 
@@ -232,7 +233,7 @@ def multitask_job(run: MultitaskRun, s: ScaleSettings, seed: int) -> dict:
             n_stems = len(stems)
             pairs = training_pairs(run, s, tok, seed)
             t = time.perf_counter()
-            batches = t5_paper.finetuning_batches(pairs, tok, s.batch_size, "encoder-decoder")
+            batches = length_windowed_batches(pairs, tok, s.batch_size, "encoder-decoder")
             Trainer(model, multitask_config(s, seed), batches, out, tokenizer=tok).fit()
             seconds = time.perf_counter() - t
         model.eval()
@@ -259,7 +260,7 @@ def evaluate(model, tok, s: ScaleSettings) -> dict:
             template = task.template(prompt)
             answers = [c.strip() for c in template.continuations(records[0])]
             sources = encode(tok, [template.render(r) for r in records], s.max_source)
-            picked = t5_paper.answer_loglikelihoods(model, tok, sources, answers).argmax(1)
+            picked = np.array(ReproLM(model, tok, batch_size=128).rank_answers(sources, answers, source_eos=True)).argmax(1)
             out.setdefault(name, {})[prompt] = [bool(int(p) == int(r["label"])) for p, r in zip(picked, records)]
     return out
 

@@ -50,11 +50,21 @@ from repro.data.objectives import (
     bert_style_denoising,
     deshuffle,
     prefix_lm,
-    prompt_completion_batch,
-    seq2seq_pairs,
     span_corruption,
 )
 from repro.data.tasks import Mixture, Task, get_task
+from repro.data.text_to_text import (
+    STSB_STEP,
+    SUMMARIZATION,
+    TRANSLATION,
+    length_windowed_batches,
+    one_line,
+    parse_score,
+    seq2seq_batch,
+    stsb_target,
+    text_pair,
+    with_eos,
+)
 from repro.model import LanguageModel, scaled
 from repro.pipeline import artifact_dir, fingerprint, run_parallel, train_once
 from repro.tokenizers import sentinel_ids, train_tokenizer
@@ -64,13 +74,8 @@ from papers.glue import TASKS as GLUE_TASKS
 from papers.glue import PRACTICAL_GLUE_DELTA, average_score, glue_delta, majority, score_gap, task_metrics, zero_gap
 
 GLUE = ("sst2", "cola", "mrpc", "stsb", "rte")  # the GLUE tasks the mirror holds with a train split
-TRANSLATION, SUMMARIZATION = "multi30k_en_de", "xsum"
-# T5's text-to-text prefixes (Appendix D): the task name, then each field as "name: text"
-PREFIX_FIELDS = {"sst2": ("sentence",), "cola": ("sentence",), "mrpc": ("sentence1", "sentence2"),
-                 "stsb": ("sentence1", "sentence2"), "rte": ("sentence1", "sentence2")}
 # cached predictions are keyed by this: GLUE by rank classification, generation tasks greedy
 SCORING = "glue_rank_classification+greedy"
-STSB_STEP = 0.2  # §2.4: STS-B scores rounded to the nearest 0.2 and written as a literal number
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,34 +192,7 @@ def finetuned_labels(s: ScaleSettings) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Text to text: the registry's records in T5's input format
-
-
-def stsb_target(score: float) -> str:
-    """§2.4: "we round the scores to the nearest increment of 0.2 and convert the result to a
-    literal string" (2.57 -> "2.6")."""
-    return f"{round(score / STSB_STEP) * STSB_STEP:.1f}"
-
-
-def parse_score(text: str) -> float:
-    """A decoded STS-B answer as a number; anything else counts as -1 (T5's string_to_float default),
-    so an unreadable answer is scored, badly, rather than dropped."""
-    try:
-        return float(text.strip())
-    except ValueError:
-        return -1.0
-
-
-def text_pair(task: Task, record: dict) -> tuple[str, str]:
-    """(input, target) of one record in T5's text-to-text format (Appendix D)."""
-    if task.name in PREFIX_FIELDS:
-        source = task.name + " " + " ".join(f"{f}: {record[f]}" for f in PREFIX_FIELDS[task.name])
-        target = stsb_target(record["score"]) if task.name == "stsb" else record["choices"][record["label"]]
-    elif task.name == TRANSLATION:
-        source, target = task.template("t5_prefix").render(record), record["target"]
-    else:
-        source, target = "summarize: " + record["document"], record["target"]
-    return one_line(source), one_line(target)
+# Text to text: the registry's records in T5's input format (repro.data.text_to_text)
 
 
 def finetune_tasks(s: ScaleSettings) -> list[Task]:
@@ -250,12 +228,6 @@ class Corpus:
     @property
     def sentinels(self) -> list[int]:
         return sentinel_ids(self.tokenizer)
-
-
-def one_line(text: str) -> str:
-    """Whitespace runs (newlines included) as one space: SentencePiece sees words, not layout, and
-    our Unigram vocabulary has no newline piece (it would be <unk>)."""
-    return " ".join(text.split())
 
 
 def pretraining_text(s: ScaleSettings) -> list[str]:
@@ -319,21 +291,6 @@ def corrupt(p: Pretraining, tokens: torch.Tensor, corpus: Corpus, g: torch.Gener
     if p.objective == "deshuffle":
         return deshuffle(tokens, generator=g, eos_id=eos)
     raise ValueError(f"unknown objective {p.objective!r}")
-
-
-def seq2seq_batch(pairs: list[tuple[list[int], list[int]]], tok, kind: str) -> dict:
-    """An encoder-decoder batch (T5: the decoder starts from pad), or for a decoder-only model the
-    input and target concatenated, the loss on the target only (Table 2's LM rows)."""
-    if kind == "encoder-decoder":
-        return seq2seq_pairs([a for a, _ in pairs], [b for _, b in pairs], pad_id=tok.pad_token_id, max_len=10**6,
-                             eos_id=tok.eos_token_id)
-    return prompt_completion_batch([(with_eos(a, tok.eos_token_id), with_eos(b, tok.eos_token_id)) for a, b in pairs],
-                                   pad_id=tok.pad_token_id, attention_mask=True)
-
-
-def with_eos(ids, eos: int) -> list[int]:
-    ids = [int(i) for i in ids]
-    return ids if ids and ids[-1] == eos else ids + [eos]
 
 
 def pretraining_batches(p: Pretraining, corpus: Corpus, s: ScaleSettings, seed: int):
@@ -469,7 +426,7 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
         if p is not None:  # "no pre-training" starts from the random initialisation
             model.load_state_dict(torch.load(pretrain_dir(p, s, corpus, seed) / "model.pt", weights_only=True))
         t0 = time.perf_counter()
-        Trainer(model, finetune_config(s, seed), finetuning_batches(corpus.finetune, corpus.tokenizer, s.finetune_batch, kind), out,
+        Trainer(model, finetune_config(s, seed), length_windowed_batches(corpus.finetune, corpus.tokenizer, s.finetune_batch, kind), out,
                 tokenizer=corpus.tokenizer).fit()
         seconds = time.perf_counter() - t0
         model.eval()
@@ -480,25 +437,6 @@ def finetune_job(label: str, s: ScaleSettings, corpus: Corpus, seed: int) -> dic
 
     record = train_once(out, train)
     return {"seconds": record["seconds"], "predictions": record["predictions"]}
-
-
-def finetuning_batches(pairs: list[tuple[list[int], list[int]]], tok, b: int, kind: str,
-                       window: int = 16):
-    """One pass over `pairs` (source, target token ids), `b` per step. The sampled order is cut
-    into windows of `window` batches; inside a window examples are sorted by length and the
-    window's batches served in a seeded order, so a batch of short GLUE items is not padded to
-    an XSum document (T5 packs examples instead; the point is the same: no compute on padding)."""
-    order: list[int] = []
-    g = torch.Generator().manual_seed(0)
-    for w in range(0, len(pairs), b * window):
-        chunk = sorted(range(w, min(w + b * window, len(pairs))), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-        batches = [chunk[i : i + b] for i in range(0, len(chunk), b)]
-        order += [i for j in torch.randperm(len(batches), generator=g).tolist() for i in batches[j]]
-
-    def batch(step: int) -> dict:
-        return seq2seq_batch([pairs[i] for i in order[step * b : (step + 1) * b]], tok, kind)
-
-    return batch
 
 
 def answer_strings(task: str) -> list[str]:
@@ -515,17 +453,8 @@ def rank_classify(model: LanguageModel, tok, sources: list[list[int]], answers: 
     agree whenever greedy emits a valid answer, which T5 reports its models always did, but a
     model of our size first learns the mixture's most common word ("yes" for every task, measured),
     and rank classification then still asks which *valid* answer the input makes likelier."""
-    return [answers[i] for i in answer_loglikelihoods(model, tok, sources, answers).argmax(1)]
-
-
-@torch.no_grad()
-def answer_loglikelihoods(model: LanguageModel, tok, sources: list[list[int]], answers: list[str]) -> np.ndarray:
-    """(sources, answers) log p(answer tokens + eos | source), scored by the harness's LM wrapper."""
-    eos = tok.eos_token_id
-    targets = [with_eos(ids, eos) for ids in tok(answers, add_special_tokens=False)["input_ids"]]
-    pairs = [(with_eos(src, eos), target) for src in sources for target in targets]
-    scores = ReproLM(model, tok, batch_size=128).score_tokens(pairs)
-    return np.array([ll for ll, _ in scores]).reshape(len(sources), len(targets))
+    scores = np.array(ReproLM(model, tok, batch_size=128).rank_answers(sources, answers, source_eos=True))
+    return [answers[i] for i in scores.argmax(1)]
 
 
 def decode(model: LanguageModel, tok, sources: list[list[int]], max_new: int, batch_size: int = 64) -> list[str]:

@@ -18,10 +18,8 @@ from papers.t5 import (
     SCALES,
     SOURCE_RELIANCE_BATCHES,
     Corpus,
-    answer_loglikelihoods,
     answer_strings,
     decode,
-    finetuning_batches,
     rank_classify,
     FinetuneConfig,
     Pretraining,
@@ -30,11 +28,10 @@ from papers.t5 import (
     model_config,
     pretrain_config,
     pretrainings,
-    seq2seq_batch,
     source_reliance,
-    stsb_target,
-    text_pair,
 )
+from harness.lm import ReproLM
+from repro.data.text_to_text import length_windowed_batches, seq2seq_batch, stsb_target, text_pair
 from repro.data.tasks import get_task
 from repro.model import LanguageModel
 from repro.tokenizers import train_tokenizer
@@ -105,6 +102,8 @@ def test_text_to_text_formats():
     assert source.startswith("stsb sentence1: ") and " sentence2: " in source and target == stsb_target(record["score"])
     source, _ = text_pair(get_task("multi30k_en_de"), get_task("multi30k_en_de").pool("validation")[0])
     assert source.startswith("translate English to German: ") and "\n" not in source
+    with pytest.raises(ValueError, match="sst2 record has no field 'sentence'"):
+        text_pair(sst2, {"text": "a record from another task"})
 
 
 def test_decoder_only_batch_trains_on_the_target_only():
@@ -145,7 +144,8 @@ def test_rank_classification_picks_the_answer_with_the_lowest_training_loss(tiny
         losses = np.array([[float(loss_terms(model, seq2seq_batch([(src, tok(a, add_special_tokens=False)["input_ids"])],
                                                                   tok, kind))["tokens"]) for a in answers]
                            for src in sources])
-    assert answer_loglikelihoods(model, tiny_corpus.tokenizer, sources, answers) == pytest.approx(-losses, abs=1e-4)
+    scores = ReproLM(model, tok, batch_size=128).rank_answers(sources, answers, source_eos=True)
+    assert np.array(scores) == pytest.approx(-losses, abs=1e-4)
     assert rank_classify(model, tiny_corpus.tokenizer, sources, answers) == [answers[i] for i in losses.argmin(1)]
 
 
@@ -198,7 +198,7 @@ def test_answer_strings_cover_every_label():
 def test_finetuning_batches_serve_every_example_once_and_group_lengths(tiny_corpus):
     s = SCALES["smoke"]
     b = s.finetune_batch
-    batches = finetuning_batches(tiny_corpus.finetune, tiny_corpus.tokenizer, b, "encoder-decoder", window=3)
+    batches = length_windowed_batches(tiny_corpus.finetune, tiny_corpus.tokenizer, b, "encoder-decoder", window=3)
     n_steps = len(tiny_corpus.finetune) // b
     seen = [tuple(row[row != tiny_corpus.tokenizer.pad_token_id].tolist()) for step in range(n_steps)
             for row in batches(step)["input_ids"]]
