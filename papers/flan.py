@@ -43,7 +43,7 @@ from harness.scenarios import Scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
 from papers.glue import GlueTask, majority
 from repro.data.instructions import FORMATS, flan_mixture, flan_pair, flan_tasks, scored_templates
-from repro.data.objectives import fit_prompt_completion, prompt_completion_batch
+from repro.data.text_to_text import prompt_answer_batches
 from repro.data.tasks import get_task
 from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
 from repro.pipeline import artifact_dir, run_parallel, train_once
@@ -194,22 +194,6 @@ def tuning_pairs(run: TuningRun, s: ScaleSettings, seed: int) -> list[tuple[str,
     return [flan_pair(task, record, rng, run.fmt) for task, record in mixture.sample(s.steps * s.batch_size, seed)]
 
 
-def batches(pairs: list[tuple[str, str]], tok, block: int, batch_size: int):
-    """Prompt + answer (+ eos) per row, cut to `block` (`fit_prompt_completion`); loss on the answer.
-    No attention mask: padding is on the right, where causal attention never lets a real token see
-    it, and the unmasked path is the fast one (0.22 vs 0.37 s/step measured)."""
-    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
-    rows = [fit_prompt_completion(tok(prompt, add_special_tokens=False)["input_ids"],
-                                  tok(answer, add_special_tokens=False)["input_ids"] + eos, block)
-            for prompt, answer in pairs]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-
-    def batch(step: int) -> dict:
-        return prompt_completion_batch(rows[step * batch_size:(step + 1) * batch_size], pad_id=pad)
-
-    return batch
-
-
 def eval_templates(s: ScaleSettings, task: str) -> list[str]:
     names = scored_templates(task)
     return names if s.eval_templates is None else names[: s.eval_templates]
@@ -254,7 +238,7 @@ def tuning_job(run: TuningRun, s: ScaleSettings, seed: int) -> dict:
             pairs = tuning_pairs(run, s, seed)
             t0 = time.perf_counter()
             model.train()
-            Trainer(model, tuning_config(s, seed), batches(pairs, tok, model.config.max_seq_len, s.batch_size), out,
+            Trainer(model, tuning_config(s, seed), prompt_answer_batches(pairs, tok, model.config.max_seq_len, s.batch_size), out,
                     tokenizer=tok).fit()
             seconds = time.perf_counter() - t0
         model.eval()

@@ -86,8 +86,7 @@ from papers.glue import (
     zero_gap,
 )
 from repro.config import ModelConfig
-from repro.data.objectives import fit_prompt_completion, prompt_completion_batch
-from repro.data.text_to_text import text_pair
+from repro.data.text_to_text import prompt_answer_batches, text_pair
 from repro.model import LanguageModel, ModelOutput
 from repro.model.heads import last_token_index
 from repro.peft_methods import (
@@ -635,23 +634,6 @@ def xsum_task(s: ScaleSettings):
                                preprocess=functools.partial(xsum_lead, words=s.xsum_doc_words))
 
 
-def lm_batches(pairs: list[tuple[str, str]], tok, block: int, batch_size: int, seed: int):
-    """Prompt + answer + eos per row (cut to `block` by `fit_prompt_completion`), loss on the answer,
-    rows in a seeded order, epoch after epoch; right padding, no mask needed (causal)."""
-    eos = tok.eos_token_id
-    rows = [fit_prompt_completion(tok(prompt, add_special_tokens=False)["input_ids"],
-                                  tok(answer, add_special_tokens=False)["input_ids"] + [eos], block)
-            for prompt, answer in pairs]
-    order = np.random.default_rng(seed).permutation(len(rows))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else eos
-
-    def batch(step: int) -> dict:
-        return prompt_completion_batch([rows[order[(step * batch_size + i) % len(rows)]] for i in range(batch_size)],
-                                       pad_id=pad)
-
-    return batch
-
-
 class PeftLM(ReproLM):
     """The harness's LM for a model with virtual tokens: inputs leave their positions free."""
 
@@ -682,7 +664,7 @@ def xsum_job(job: Job, base: Base, recipe: Recipe, s: ScaleSettings) -> dict:
                           log_every=job.steps, progress=False)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="peft-xsum-") as out_dir:
-            Trainer(lm, cfg, lm_batches(pairs, base.tokenizer, block, job.batch_size, job.seed), out_dir).fit()
+            Trainer(lm, cfg, prompt_answer_batches(pairs, base.tokenizer, block, job.batch_size, job.seed), out_dir).fit()
         seconds = time.perf_counter() - t0
         merge_for_inference(lm)
         result = run_scenario(PeftLM(lm.eval(), base.tokenizer, batch_size=16, device=str(resolve_device("auto"))),

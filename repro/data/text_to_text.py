@@ -12,15 +12,18 @@ PEFT comparisons on the encoder-decoder bases):
 - :func:`seq2seq_batch` and :func:`length_windowed_batches`  (source, target) token ids as
   training batches: an encoder-decoder batch, or source + target in one decoder row with the loss
   on the target (T5's Table 2 language-model rows).
+- :func:`prompt_answer_batches`  (prompt, answer) strings as decoder-only training batches, each
+  pair cut to the context: instruction tuning (FLAN) and the PEFT methods' decoder fine-tuning.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
-from repro.data.objectives import prompt_completion_batch, seq2seq_pairs
+from repro.data.objectives import fit_prompt_completion, prompt_completion_batch, seq2seq_pairs
 
 TRANSLATION, SUMMARIZATION = "multi30k_en_de", "xsum"
 # T5's text-to-text prefixes (Appendix D): the task name, then each field as "name: text"
@@ -98,5 +101,29 @@ def length_windowed_batches(pairs: Sequence[tuple[Sequence[int], Sequence[int]]]
 
     def batch(step: int) -> dict:
         return seq2seq_batch([pairs[i] for i in order[step * batch_size : (step + 1) * batch_size]], tok, kind)
+
+    return batch
+
+
+def prompt_answer_batches(pairs: Sequence[tuple[str, str]], tok, block: int, batch_size: int, seed: int | None = None):
+    """Batch `step` of decoder rows, prompt + answer + eos each (cut to `block` by
+    `fit_prompt_completion`: the answer's start and the prompt's end are kept), the loss on the
+    answer only. Rows are served in order (`seed` None: a mixture already sampled in training order)
+    or in a seeded permutation, epoch after epoch. No attention mask: padding is on the right, where
+    causal attention never lets a real token see it, and the unmasked path is the fast one (0.22 vs
+    0.37 s/step measured on FLAN's cpu runs)."""
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    rows = [fit_prompt_completion(tok(prompt, add_special_tokens=False)["input_ids"],
+                                  tok(answer, add_special_tokens=False)["input_ids"] + eos, block)
+            for prompt, answer in pairs]
+    if not rows:
+        raise ValueError("no (prompt, answer) pairs to batch")
+    order = np.arange(len(rows)) if seed is None else np.random.default_rng(seed).permutation(len(rows))
+    # the pad id is never read (right padding, causal attention, no loss there): any valid id will do
+    pad = next((t for t in (tok.pad_token_id, tok.eos_token_id) if t is not None), 0)
+
+    def batch(step: int) -> dict:
+        return prompt_completion_batch([rows[order[(step * batch_size + i) % len(rows)]] for i in range(batch_size)],
+                                       pad_id=pad)
 
     return batch
