@@ -112,8 +112,10 @@ def _leaves(claim_id: str, role: str, node: dict) -> list[OpenComparison]:
     for key in ("difference", "ends"):
         if isinstance(ev.get(key), dict):
             iv = _interval(ev[key])
+            # a sweep's "ends" is its last - first step oriented the way the claim runs (a fall in
+            # perplexity counts as a gain), so it is named by its ends, not as a signed difference
             what = f"{names[0]} − {names[1]}" if key == "difference" and len(names) == 2 else \
-                f"{names[-1]} − {names[0]}" if names else key
+                f"{names[0]} → {names[-1]} (gain as claimed)" if names else key
             factor = display_factor(*names) if names else 1.0
             kind, need, k = _need(iv, ev.get("delta"), float(ev.get("margin") or 0.0) if key == "difference" else 0.0,
                                   factor, role)
