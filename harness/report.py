@@ -236,7 +236,8 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
         lines.append(f"Seed-set stability: {stale}.")
     if stability:
         # second_results is relative to the results root, where REPORT.md lives: a working link
-        second = f" ([their results file]({stability['second_results']}))" if stability.get("second_results") else ""
+        kept = stability.get("second_results") and (root / stability["second_results"]).is_file()
+        second = f" ([their results file]({stability['second_results']}))" if kept else ""
         lines.append(f"Re-run on seeds {stability['second_seeds']}{second}: {stability['agreeing']} of "
                      f"{stability['total']} verdicts held.")
     for c in record.claims:
