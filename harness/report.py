@@ -262,8 +262,10 @@ def paper_section(record, figures_dir: Path, root: Path) -> list[str]:
     from harness.plots import Figure, draw
 
     declared = [Figure.from_dict(d) for d in (record.extra or {}).get("plots") or []]
-    # a paper that declares its figures is drawn here from the metrics; older files keep theirs
-    figures = [] if declared else [Path(f) for f in record.figures]
+    # declared figures are drawn here from the metrics; a figure the run drew itself (from data that
+    # is not a metric, e.g. a training curve) is kept unless a declared one now has its name
+    redrawn = {f"{record.scale}_{record.paper}_{spec.name}.png" for spec in declared}
+    figures = [Path(f) for f in record.figures if Path(f).name not in redrawn]
     for spec in declared:
         drawn = draw(spec, record.metrics, figures_dir / f"{record.scale}_{record.paper}_{spec.name}.png")
         if drawn:

@@ -41,6 +41,7 @@ import torch
 from harness.claims import Claim, all_of, greater, monotone, provided
 from harness.lm import ReproLM
 from harness.metrics import MetricResult, accuracy, declare_percent, mean_with_ci
+from harness.plots import Figure, Panel, Series
 from harness.scenarios import get_scenario, run_scenario
 from papers import Measured, Paper, one_seed, register
 from repro.bases import BaseSpec, decoder_bases, pretrain_base, pretrain_bases
@@ -572,6 +573,24 @@ class InstructGPT(Paper):
     # power at 4 seeds, and five leave a margin (the measured effect is itself an estimate).
     default_seeds = {"smoke": [0], "cpu": [0, 1, 2, 3, 4], "gpu": [0, 1, 2]}
 
+    def plots(self, scale: str) -> list[Figure]:
+        """Win rates on held-out prompts (against a coin), KL from SFT along the beta sweep, and the
+        alignment tax on WikiText-2: drawn by the report from the metrics merged over seeds. The
+        over-optimisation curves (proxy and gold reward along PPO) are training histories, not
+        metrics: `measure` draws them, for the last seed it ran."""
+        s = SCALES[scale]
+        wins = ("ppo_vs_sft", "ppo_vs_base", "sft_vs_base", "ppo_ptx_vs_sft", "ppo_ptx_vs_base")
+        wins += ("ppo_vs_big_base",) if s.big_base is not None else ()
+        return [Figure("winrates", f"InstructGPT ({scale} scale)", (
+            Panel("gold-judge win rate x100 on held-out prompts (50: a coin)",
+                  (Series("win rate", tuple(f"win/{w}" for w in wins)),), kind="bars", reference=50.0),
+            Panel("KL from SFT along the beta sweep (I-C4)",
+                  (Series("PPO", tuple(f"{ppo_label(b, 0)}/kl" for b in s.betas)),),
+                  x=tuple(f"beta {b:g}" for b in s.betas), ylabel="KL (nats per response)"),
+            Panel("alignment tax: WikiText-2 NLL per token (I-C3)",
+                  (Series("NLL", tuple(f"{lab}/wikitext2/nll" for lab in TAX_LABELS)),), kind="bars"),
+        ))]
+
     def claims(self, scale: str) -> list[Claim]:
         """InstructGPT's claims at `scale` (a pure function of it). Preference claims read the gold judge
         and only once it agrees with held-out human comparisons above chance (`JUDGE_IS_VALID`); the
@@ -680,7 +699,7 @@ class InstructGPT(Paper):
             metrics[f"rm_{name}/forward_passes"] = MetricResult.exact("forward_passes", rank[name]["forward_passes"])
 
         histories = {ppo_label(b, p): _history(ppo_dirs[ppo_label(b, p)]) for b, p in variants}
-        figures = [str(self.overoptimisation_figure(scale, histories)), str(self.win_figure(scale, metrics))]
+        figures = [str(self.overoptimisation_figure(scale, histories, seed))]
         tables = {"Alignment tax (harness scenarios; WikiText-2 NLL per token, lower is better)": [
             {"model": lab, **{k: f"{metrics[f'{lab}/{k}'].value:.4g}" for k in
                               ("gold_score", "lambada/acc", "sst2/acc", "rte/acc", "wikitext2/nll", "wikitext2/ppl")},
@@ -739,7 +758,7 @@ class InstructGPT(Paper):
         return {half: pairwise_accuracy(load_scalar(stage_dir("rm", s, seed, half=half), base.config), pairs, codec.pad)
                 for half in ("proxy", "gold")}
 
-    def overoptimisation_figure(self, scale: str, histories: dict[str, list[dict]]) -> Path:
+    def overoptimisation_figure(self, scale: str, histories: dict[str, list[dict]], seed: int) -> Path:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -754,28 +773,9 @@ class InstructGPT(Paper):
             ax.set_xlabel("sqrt(KL from SFT) on the rollout batch")
             ax.set_title(title, fontsize=10)
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"InstructGPT ({scale}): reward-model over-optimisation", fontsize=11)
+        fig.suptitle(f"InstructGPT ({scale}): reward-model over-optimisation (seed {seed}'s PPO runs)", fontsize=11)
         fig.tight_layout()
         return self.save_figure(fig, f"{scale}_instructgpt_overoptimisation.png")
-
-    def win_figure(self, scale: str, metrics: dict) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        keys = [k for k in metrics if k.startswith("win/") and metrics[k] is not None]
-        fig, ax = plt.subplots(figsize=(7, 3.4))
-        vals = [metrics[k] for k in keys]
-        ax.bar(range(len(keys)), [v.value for v in vals],
-               yerr=[[v.value - v.ci_low for v in vals], [v.ci_high - v.value for v in vals]], capsize=3)
-        ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-        ax.set_xticks(range(len(keys)), [k.removeprefix("win/").replace("_vs_", "\nvs ") for k in keys], fontsize=7)
-        ax.set_ylabel("gold-judge win rate")
-        ax.set_ylim(0, 1)
-        fig.suptitle(f"InstructGPT ({scale}): win rates on held-out prompts (95% CI)", fontsize=11)
-        fig.tight_layout()
-        return self.save_figure(fig, f"{scale}_instructgpt_winrates.png")
 
 
 def _call(fn, args):
