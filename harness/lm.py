@@ -266,14 +266,12 @@ class LM(abc.ABC):
         appended when `source_eos` (T5's convention: an encoder input ends in eos) unless already
         last; answers are strings, tokenised without special tokens, each ending in eos so that a
         short answer cannot win by being a prefix of a longer one."""
+        from repro.data.text_to_text import with_eos
+
         eos = self.eot_token_id
-
-        def ended(ids) -> list[int]:
-            ids = [int(i) for i in ids]
-            return ids if ids and ids[-1] == eos else ids + [eos]
-
-        targets = [ended(self.tok_encode(a)) for a in answers]
-        pairs = [(ended(src) if source_eos else [int(i) for i in src], target) for src in sources for target in targets]
+        targets = [with_eos(self.tok_encode(a), eos) for a in answers]
+        pairs = [(with_eos(src, eos) if source_eos else [int(i) for i in src], target)
+                 for src in sources for target in targets]
         scores = self.score_tokens(pairs)
         return [[ll for ll, _ in scores[i * len(targets):(i + 1) * len(targets)]] for i in range(len(sources))]
 

@@ -51,14 +51,9 @@ class OpenComparison:
 
 
 def _interval(d: dict) -> SeedInterval | None:
-    """The stored interval as `harness.seeds` builds it (item degrees of freedom taken as infinite
-    when the file does not keep them: a normal quantile for the test-set term, as for bootstrap CIs)."""
     if not isinstance(d, dict) or d.get("seeds") is None or d.get("point") is None:
         return None
-    k = int(d["seeds"])
-    return SeedInterval(float(d["point"]), float(d["ci_low"]), float(d["ci_high"]), str(d.get("method", "")), k,
-                        d.get("seed_sd"), float(d.get("item_var") or 0.0), int(d.get("df", k - 1)),
-                        float(d.get("item_df", math.inf)))
+    return SeedInterval.from_dict(d)
 
 
 def _need(iv: SeedInterval | None, delta: float | None, threshold: float, factor: float,
@@ -136,14 +131,12 @@ def open_comparisons(record) -> list[OpenComparison]:
     return out
 
 
-def table(rows: list[OpenComparison]) -> list[dict[str, Any]]:
-    return [r.row() for r in rows]
-
-
 # what blocks a claim, most fundamental first: until its models learn, neither items nor seeds help
 BLOCKERS = ("recipe", "items", "seeds", "other")
 BLOCKER_WORDS = {"recipe": "a recipe change (a validity condition fails: the models have not learned it)",
                  "items": "more test items", "seeds": "more training seeds", "other": "see the claim's explanation"}
+COUNT_WORDS = {"recipe": "need a recipe change", "items": "more test items", "seeds": "more training seeds",
+               "other": "something else (see the claim)"}  # "N <words>" in the report's summary line
 
 
 def claim_needs(record) -> dict[str, dict[str, Any]]:

@@ -158,14 +158,10 @@ def claim_card(c: dict, seeds: list, stability: dict | None) -> list[str]:
     return lines
 
 
-COUNT_WORDS = {"recipe": "need a recipe change", "items": "more test items", "seeds": "more training seeds",
-               "other": "something else (see the claim)"}
-
-
 def open_claims_section(runs: dict, scale: str) -> list[str]:
     """Per open claim, what would decide it (harness.open_claims): a recipe change where a validity
     condition fails, more test items, or more seeds, with how many."""
-    from harness.open_claims import BLOCKERS, claim_needs
+    from harness.open_claims import BLOCKERS, COUNT_WORDS, claim_needs
 
     needs = {(paper, cid): n for paper, record in runs.items() for cid, n in claim_needs(record).items()}
     if not needs:

@@ -130,6 +130,14 @@ class SeedInterval:
     df: int  # k - 1, of the seed term
     item_df: float = math.inf  # n - 1, of the item term (inf: from bootstrap CIs, taken as known)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SeedInterval:
+        """The interval `as_dict` stored (a results file's "difference"); the item degrees of freedom
+        are not stored, so the test-set term reads as from bootstrap CIs (a normal quantile)."""
+        k = int(d["seeds"])
+        return cls(float(d["point"]), float(d["ci_low"]), float(d["ci_high"]), str(d.get("method", "")), k,
+                   d.get("seed_sd"), float(d.get("item_var") or 0.0), int(d.get("df", k - 1)))
+
     def as_dict(self) -> dict[str, Any]:
         return {"point": self.point, "ci_low": self.lo, "ci_high": self.hi, "method": self.method, "seeds": self.seeds,
                 "seed_sd": self.seed_sd, "item_var": self.item_var, "df": self.df}
@@ -247,14 +255,14 @@ def power_note(iv: SeedInterval, delta: float | None, factor: float = 1.0, thres
                           if need else f"more than {MAX_SEEDS} seeds would be needed for an effect of "
                                        f"{delta * factor:g}")
     measured = abs(iv.point - threshold)
-    if measured > (delta or 0.0) and items_hide(measured):
-        note["seeds_for_measured"] = None
-        advice.append(f"the test set's own noise hides the measured effect, {measured * factor:.3g}: more test "
-                      "items would show whether it is real")
-    elif measured > (delta or 0.0):
-        need = seeds_for(measured)
+    if measured > (delta or 0.0):
+        hidden = items_hide(measured)
+        need = None if hidden else seeds_for(measured)
         note["seeds_for_measured"] = need
-        if need and need > iv.seeds:
+        if hidden:
+            advice.append(f"the test set's own noise hides the measured effect, {measured * factor:.3g}: more test "
+                          "items would show whether it is real")
+        elif need and need > iv.seeds:
             advice.append(f"the measured effect, {measured * factor:.3g}, if real, would be detected at 80% power "
                           f"with about {need} seeds per arm")
     if advice:
