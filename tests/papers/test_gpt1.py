@@ -14,6 +14,8 @@ from harness.runner import run_paper
 from papers.gpt1 import (
     SCALES,
     TASKS,
+    base_spec,
+    zero_shot_steps,
     GPT1Classifier,
     SpecialTokens,
     average_score,
@@ -156,10 +158,10 @@ def test_gpt1_smoke_run_records_metrics_and_verdicts(tmp_path, monkeypatch):
     paper = papers.get_paper("gpt1")
     record = read_run(run_paper(paper, "smoke", root=tmp_path, quiet=True))
     s = SCALES["smoke"]
-    keys = [f"{v}/{t}/{TASKS[t].score}" for v in ("full", "scratch", "lstm") for t in TASKS]
-    keys += [f"noaux/{t}/{TASKS[t].score}" for t in ("sst2", "cola", "rte", "mrpc")]
-    keys += ["full/avg", "scratch/avg", "lstm/avg", *[f"layers{k}/avg" for k in range(s.n_layer + 1)]]
-    keys += [f"zeroshot/step{z}/{m}" for z in s.snapshot_steps for m in ("sst2/acc", "cola/mcc")]
+    keys = [f"{v}/{t}/{TASKS[t].score}" for v in ("full", "scratch", "lstm") for t in s.tasks]
+    keys += [f"{v}/sst2@16/acc" for v in ("full", "noaux")]  # G1-C3's small dataset: SST-2 at 16 examples
+    keys += ["full/avg", "scratch/avg", "lstm/avg", *[f"layers{k}/avg" for k in range(base_spec("smoke").n_layer + 1)]]
+    keys += [f"zeroshot/step{zero_shot_steps('smoke')[-1]}/{m}" for m in ("sst2/acc", "cola/mcc")]  # the final base
     for key in keys:
         metric = record.metrics[key]
         assert metric["n"] > 0 and metric["ci_low"] <= metric["value"] <= metric["ci_high"], key
@@ -191,7 +193,9 @@ def test_claims_are_a_pure_function_of_the_scale():
         assert first == again and first == _claim_shape(GPT1().claims(scale))
         assert [c[0] for c in first] == ["G1-C1", "G1-C2", "G1-C3", "G1-C4", "G1-C5"]
         keys = {k for c in first for k in c[1]}
-        assert f"layers{s.n_layer}/avg" in keys and f"zeroshot/step{s.snapshot_steps[-1]}/sst2/acc" in keys
+        assert f"layers{base_spec(scale).n_layer}/avg" in keys
+        assert f"zeroshot/step{zero_shot_steps(scale)[-1]}/sst2/acc" in keys and len(zero_shot_steps(scale)) > 1
+        assert {f"full/{t}/{TASKS[t].score}" for t in s.tasks} <= keys
 
 
 def test_every_comparison_has_a_positive_delta_and_every_claim_its_source_and_floor():
@@ -235,7 +239,7 @@ def test_a_claim_is_inconclusive_while_the_model_it_prefers_sits_at_the_majority
     from papers.gpt1 import GPT1
     from papers.glue import gap_key
 
-    claims = {c.id: c for c in GPT1().claims("cpu")}
+    claims = {c.id: c for c in GPT1().claims("smoke")}  # every task, STS-B among them
     learned = {gap_key("full", t): seeded("gap", [0.10, 0.11, 0.12]) for t in TASKS}
     scores = {}
     for t in TASKS:
@@ -272,3 +276,20 @@ def test_measure_takes_the_one_seed_the_runner_passes():
 
     with pytest.raises(ValueError, match="one seed"):
         GPT1().measure("smoke", [0, 1])
+
+
+def test_a_task_label_names_a_task_or_a_smaller_training_set_of_it():
+    from papers.gpt1 import task_of
+
+    assert task_of("sst2") is TASKS["sst2"] and task_of("sst2@500") is TASKS["sst2"]
+    with pytest.raises(KeyError, match="no GLUE task 'qqp'"):
+        task_of("qqp@100")
+    for scale, s in SCALES.items():  # every label a scale fine-tunes has its training-set size
+        assert set(s.fine_tuned) <= set(dict(s.train_examples)), scale
+
+
+def test_zero_shot_reads_evenly_spaced_steps_ending_at_the_final_base():
+    for scale in SCALES:
+        steps = zero_shot_steps(scale)
+        assert steps[-1] == base_spec(scale).steps and steps == sorted(set(steps))
+        assert len({b - a for a, b in zip(steps, steps[1:])}) == 1  # evenly spaced
