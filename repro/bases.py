@@ -7,10 +7,11 @@ fine-tunes, adapts or scores a pre-trained model.
     check_target(base)                                          # raises BaseTargetMissed, loudly
     lm_adapted_bases("cpu")                                     # T5+LM: the encoder-decoders, prefix-LM adapted
 
-Who reads which: GPT-2's sweep, FLAN, InstructGPT and PEFT's decoder arms the decoders; PEFT's GLUE
-arm the encoder; T0 and PEFT's encoder-decoder arm the LM-adapted encoder-decoders. BERT and T5
-pre-train their own arms: their claims are about pre-training choices (MLM vs LTR, NSP; objectives,
-corruption rates, data repeats), which one shared recipe cannot stand in for.
+Who reads which: GPT-2's sweep, GPT-1's fine-tuning, FLAN, InstructGPT and PEFT's decoder arms the
+decoders; PEFT's GLUE arm the encoder; T0 and PEFT's encoder-decoder arm the LM-adapted
+encoder-decoders. BERT and T5 pre-train their own arms: their claims are about pre-training choices
+(MLM vs LTR, NSP; objectives, corruption rates, data repeats), which one shared recipe cannot stand
+in for.
 
 What a base is (its spec, the mixture, each family's objective, the training run) lives in
 `repro.pretraining`, the module its cache key covers; this one holds the specs of each scale and
