@@ -17,6 +17,7 @@ it and the report has it as a table.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,11 @@ def _leaves(claim_id: str, role: str, node: dict) -> list[OpenComparison]:
     if status != INCONCLUSIVE:
         return []
     names = list(ev.get("metrics") or {})
+    missing = re.search(r"metric (\S+) was not measured", node.get("explanation") or "")
+    if missing:  # the scale runs no such arm: no seed or item count will bring it
+        return [OpenComparison(claim_id, role, missing[1], status, None, None, None, "recipe",
+                               f"{missing[1]} is not measured at this scale (the recipe runs no such arm; the "
+                               "paper's notes say why); a recipe change", None)]
     for key in ("difference", "ends"):
         if isinstance(ev.get(key), dict):
             iv = _interval(ev[key])
@@ -127,7 +133,8 @@ def open_comparisons(record) -> list[OpenComparison]:
     out: list[OpenComparison] = []
     for c in claims:
         if c.get("status") == INCONCLUSIVE:
-            out += _leaves(c["id"], "claim", {"status": c["status"], "evidence": c.get("evidence") or {}})
+            out += _leaves(c["id"], "claim", {"status": c["status"], "evidence": c.get("evidence") or {},
+                                              "explanation": c.get("explanation")})
     return out
 
 

@@ -79,3 +79,11 @@ def test_the_seed_advice_holds_its_stated_power_when_the_effect_is_real():
         decided += C.greater("a", "b", delta=0.02).evaluate({"a": seeded("a", draws), "b": zero(draws)}).status \
             == "reproduced"
     assert 0.6 <= decided / 40 <= 1.0
+
+
+def test_an_arm_the_scale_does_not_run_asks_for_a_recipe_change_not_seeds():
+    learned = seeded("model", {0: 0.7, 1: 0.72, 2: 0.69})
+    rec = record([("X", C.greater("model", "lstm", delta=0.02), {"model": learned, "lstm": None})])
+    (row,) = open_comparisons(rec)
+    assert row.kind == "recipe" and row.what == "lstm" and "not measured at this scale" in row.need
+    assert claim_needs(rec)["X"]["blocker"] == "recipe"
