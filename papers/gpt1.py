@@ -118,6 +118,11 @@ class ScaleSettings:
         return FinetuneConfig(lr=self.scratch_lr, epochs=self.epochs)
 
     @property
+    def table_tasks(self) -> tuple[str, ...]:
+        """Table 5's columns at this scale: the tasks its rows read, then G1-C3's small datasets."""
+        return tuple(dict.fromkeys((*self.tasks, *self.small_tasks)))
+
+    @property
     def fine_tuned(self) -> tuple[str, ...]:
         """Every task label the full model is fine-tuned on."""
         return tuple(dict.fromkeys((*self.tasks, *self.sweep_tasks, *self.large_tasks, *self.small_tasks)))
@@ -643,7 +648,7 @@ class GPT1(Paper):
         layers = tuple(range(base_spec(scale).n_layer + 1))
         zs = tuple(zero_shot_steps(scale))
         # the no-aux-LM row is fine-tuned only where G1-C3 reads it: its other points stay empty
-        shown = tuple(dict.fromkeys((*s.tasks, *s.small_tasks)))
+        shown = s.table_tasks
         table5 = Panel("Table 5 ablations (validation)",
                        tuple(Series(VARIANT_NAMES[v], tuple(_score_key(v, t) for t in shown)) for v in VARIANTS),
                        x=tuple(f"{t} ({task_of(t).score})" for t in shown), ylabel="task score x100", reference=0.0)
@@ -752,7 +757,7 @@ class GPT1(Paper):
 
         s = SCALES[scale]
         reported = {r["id"]: r["value"] for r in load_reported("gpt1_radford2018")}
-        shown = tuple(dict.fromkeys((*s.tasks, *s.small_tasks)))
+        shown = s.table_tasks
         rows = []
         for variant, prefix in VARIANTS.items():
             row = {"method": VARIANT_NAMES[variant]}
