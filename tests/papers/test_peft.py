@@ -41,7 +41,9 @@ def test_peft_smoke_run_records_every_claim_metric(tmp_path, monkeypatch):
     assert memory["lora"] < memory["full"]
     tables = record.extra["tables"]
     choice = next(rows for title, rows in tables.items() if title.startswith("Choosing a method"))
-    assert len(choice) == (len(peft.METHODS) + 1) * (1 + len(s.sweep_labels))  # + the majority-class floor
+    # per base: every method and the majority-class floor, and on the GLUE arm the from-scratch row
+    assert len(choice) == (len(peft.METHODS) + 1) * (1 + len(s.sweep_labels)) + 1
+    assert record.metrics["glue/scratch/gap"]["n"] > 0
     assert s.encdec_labels and all(f"sweep/{label}/prompt/gap" in record.metrics for label in s.encdec_labels)
     assert record.metrics[f"sweep/{s.encdec_labels[-1]}/prompt/gap"]["extra"]["reported_id"] == "prompt_tuning_scale"
     assert [f["name"] for f in record.extra["plots"]] == ["encoder", "fewshot", "sweeps"]  # declared; the report draws them
@@ -67,7 +69,7 @@ def items(p, n=400, seed=0):
 def synthetic(outcome: str) -> dict:
     s = peft.SCALES["smoke"]
     gap = {"good": interval(0.0, 0.002), "bad": interval(-0.06, 0.01), "unclear": interval(-0.01, 0.05)}[outcome]
-    m = {"glue/majority/gap": interval(-0.3, 0.03), "glue/full/gap": peft.no_gap(),
+    m = {"glue/majority/gap": interval(-0.3, 0.03), "glue/full/gap": peft.no_gap(), "glue/scratch/gap": interval(-0.1, 0.03),
          "glue/lora/gap": gap, "glue/adapter/gap": gap, "threshold/adapter_share": MetricResult.exact("s", 0.05),
          "cost/encoder/adapter/trainable_share": MetricResult.exact("s", 0.02)}
     prompt_gaps = {"good": [-0.3, -0.15, -0.02], "bad": [-0.02, -0.15, -0.3], "unclear": [-0.1, -0.1, -0.1]}[outcome]
@@ -90,6 +92,40 @@ def synthetic(outcome: str) -> dict:
 def test_verdicts_follow_synthetic_metrics(outcome, status):
     for claim in peft.PEFT().claims("smoke"):
         assert claim.check(synthetic(outcome)).status == status, claim.id
+
+
+def test_glue_claims_wait_for_a_base_whose_pre_training_transfers():
+    """LoRA and adapters adapt what the base already has: where full fine-tuning from random weights
+    does as well as from the base, their shortfall says nothing about the papers' claims."""
+    claims = {c.id: c for c in peft.PEFT().claims("smoke")}
+    m = synthetic("bad")
+    assert claims["P-C1"].check(m).status == NOT_REPRODUCED
+    m["glue/scratch/gap"] = interval(0.01, 0.02)  # from scratch as good as the pre-trained base
+    assert claims["P-C1"].check(m).status == INCONCLUSIVE and claims["P-C3"].check(m).status == INCONCLUSIVE
+
+
+def test_p_c3_reads_the_trained_share_of_the_glue_arms_own_base():
+    """At cpu the GLUE arm tunes a decoder: P-C3's share is that decoder's, not the encoder's."""
+    s = peft.SCALES["cpu"]
+    assert s.glue_base != "encoder"
+    m = synthetic("good")
+    m[f"cost/{s.glue_base}/adapter/trainable_share"] = m.pop("cost/encoder/adapter/trainable_share")
+    claims = {c.id: c for c in peft.PEFT().claims("cpu")}
+    assert claims["P-C3"].check(m).status == REPRODUCED
+    m[f"cost/{s.glue_base}/adapter/trainable_share"] = MetricResult.exact("s", 0.2)  # far more than "a few %"
+    assert claims["P-C3"].check(m).status == NOT_REPRODUCED
+
+
+def test_scratch_base_is_the_same_network_with_fresh_weights():
+    config = scaled("gpt2_small", n_layer=1, d_model=16, n_head=2, vocab_size=50)
+    trained = LanguageModel(config)
+    base = peft.Base("L1d16", "decoder", config, trained.state_dict(), None, 0, "run-key")
+    a, b = peft.scratch_base(base, 0), peft.scratch_base(base, 0)
+    assert a.config == base.config and a.key != base.key and a.key == b.key
+    assert a.state.keys() == base.state.keys()
+    assert all(torch.equal(a.state[k], b.state[k]) for k in a.state)  # seeded
+    assert not torch.equal(a.state["lm_head.proj.weight"], base.state["lm_head.proj.weight"])
+    assert peft.scratch_base(base, 1).key != a.key
 
 
 def test_a_method_equal_to_a_full_fine_tuning_that_learned_nothing_is_not_a_reproduction():
@@ -139,7 +175,7 @@ def test_lora_equal_to_a_full_fine_tuning_at_the_majority_class_is_not_read():
     but full fine-tuning is at the majority class: a LoRA that learned nothing would pass too."""
     claim = next(c for c in peft.PEFT().claims("cpu") if c.id == "P-C1")
     m = {"glue/full/gap": over_seeds({s: peft.no_gap() for s in SEEDS}), "glue/lora/gap": gap([0.001, -0.001, 0.0]),
-         "glue/majority/gap": gap([-0.002, 0.001, 0.0], half=0.01)}
+         "glue/majority/gap": gap([-0.002, 0.001, 0.0], half=0.01), "glue/scratch/gap": gap([-0.05, -0.04, -0.06])}
     verdict = claim.check(m)
     assert verdict.status == INCONCLUSIVE and verdict.evidence["claim"]["status"] == REPRODUCED
     # above the majority class, but by less than the point LoRA may lose: still not read
@@ -349,6 +385,9 @@ def test_scales_keep_every_method_and_share_the_bases_with_gpt2_and_t0():
     for name, s in peft.SCALES.items():
         assert [r.name for r in s.recipes] == list(peft.METHODS), name
         assert "encoder" in BASES[s.bases_scale]
+        # the GLUE arm tunes the encoder or one of the decoder sizes; a decoder reads label tokens, so no regression
+        assert s.glue_base == "encoder" or s.glue_base in [z.label for z in s.decoder_sizes], name
+        assert s.glue_base == "encoder" or all(not TASKS[t].similarity for t in s.glue_tasks), name
         assert s.encdec_labels == [peft.encdec_label(z) for z in t0.SCALES[name].sizes]  # T0's adapted bases
         assert [z.label for z in s.decoder_sizes] == gpt2.sweep(s.bases_scale)  # GPT-2's sweep: one cache entry each
         assert 0 <= s.main_index < len(s.decoder_sizes) or -len(s.decoder_sizes) <= s.main_index < 0
