@@ -309,7 +309,8 @@ SCALES = {
         bases_scale="smoke",
         main_index=2, recipes=recipes(_LR, bottleneck=4), steps=8, batch_size=16, sweep_steps=8, sweep_batch=16,
         warmup_fraction=0.1,
-        glue_base="encoder", scratch_lr=1e-3, glue_tasks=tuple(TASKS), train_examples=48, sweep_examples=48, eval_examples=48, sweep_tasks=("sst2",),
+        glue_base="encoder", scratch_lr=1e-3, glue_tasks=tuple(TASKS), train_examples=48, sweep_examples=48,
+        eval_examples=48, sweep_tasks=("sst2",),
         fewshot_tasks=("sst2", "rte"), fewshot_k=16, fewshot_subsets=2, fewshot_steps=6, fewshot_batch=8,
         xsum_eval=4, xsum_steps=4, xsum_batch=4, xsum_doc_words=12, xsum_gen_tokens=8,
         profile_batch=8, profile_length=16, profile_steps=3,
@@ -333,7 +334,8 @@ SCALES = {
         bases_scale="cpu",
         main_index=1, recipes=recipes(_LR_CPU, bottleneck=8), steps=375, batch_size=32, sweep_steps=150,
         sweep_batch=16, warmup_fraction=0.1,
-        glue_base="L4d128", scratch_lr=3e-4, glue_tasks=("sst2",), train_examples=4000, sweep_examples=1000, eval_examples=None, sweep_tasks=("sst2",),
+        glue_base="L4d128", scratch_lr=3e-4, glue_tasks=("sst2",), train_examples=4000, sweep_examples=1000,
+        eval_examples=None, sweep_tasks=("sst2",),
         fewshot_tasks=("sst2", "rte", "mrpc"), fewshot_k=32, fewshot_subsets=3, fewshot_steps=50, fewshot_batch=8,
         xsum_eval=80, xsum_steps=40, xsum_batch=16, xsum_doc_words=50, xsum_gen_tokens=40,
         profile_batch=32, profile_length=44, profile_steps=8,
@@ -341,7 +343,8 @@ SCALES = {
     "gpu": ScaleSettings(
         bases_scale="gpu",
         main_index=2, recipes=recipes(_LR_GPU, bottleneck=16), steps=600, batch_size=32, sweep_steps=600, sweep_batch=32,
-        warmup_fraction=0.06, glue_base="encoder", scratch_lr=1e-4, glue_tasks=tuple(TASKS), train_examples=None, sweep_examples=None, eval_examples=None,
+        warmup_fraction=0.06, glue_base="encoder", scratch_lr=1e-4, glue_tasks=tuple(TASKS), train_examples=None,
+        sweep_examples=None, eval_examples=None,
         sweep_tasks=("sst2", "mrpc", "rte"), fewshot_tasks=("sst2", "rte", "mrpc", "cola"), fewshot_k=32,
         fewshot_subsets=5, fewshot_steps=500, fewshot_batch=8,
         xsum_eval=500, xsum_steps=1000, xsum_batch=32, xsum_doc_words=150, xsum_gen_tokens=64,
@@ -997,9 +1000,10 @@ class PEFT(Paper):
 
         jobs: list[tuple[Job, tuple]] = []
         data: dict[tuple[str, str], TaskData] = {}
+        glue_arms = [(r, glue) for r in s.recipes] + [(s.scratch_recipe, scratch_base(glue, seed))]  # drawn once
         for t in s.glue_tasks:
             data["glue", t], tokens = task_data(t, glue, glue.max_len - room, s.train_examples, s.eval_examples)
-            for r, model in [(r, glue) for r in s.recipes] + [(s.scratch_recipe, scratch_base(glue, seed))]:
+            for r, model in glue_arms:
                 job = Job("glue", glue.label, r.name, t, seed, *s.budget("glue"))
                 jobs.append((job, (classify_job, (job, model, r, data["glue", t], tokens,
                                                   class_tokens(t, glue), s.warmup_fraction))))
