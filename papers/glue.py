@@ -11,6 +11,7 @@ Not registered as a paper: `papers.discover()` imports it and finds nothing to r
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class GlueTask:
     similarity: bool = False  # STS-B: regression on [0, 5]
     score: str = "acc"  # the papers' headline metric for the task
     reported: str = ""  # the task's suffix in reported.yaml ids (e.g. t5_bert-base_sst-2)
+    phrases: bool = False  # training split made of parse-tree phrases, whole sentences among them (SST-2)
 
     @property
     def n_labels(self) -> int:
@@ -51,21 +53,60 @@ class GlueTask:
 # WNLI's 635 training pairs are adversarial (BERT excluded it): neither is here.
 TASKS = {
     "cola": GlueTask("cola", ("sentence",), score="mcc", reported="cola"),
-    "sst2": GlueTask("sst2", ("sentence",), score="acc", reported="sst-2"),
+    "sst2": GlueTask("sst2", ("sentence",), score="acc", reported="sst-2", phrases=True),
     "mrpc": GlueTask("mrpc", ("sentence1", "sentence2"), score="f1", reported="mrpc"),
     "stsb": GlueTask("stsb", ("sentence1", "sentence2"), similarity=True, score="pearson", reported="sts-b"),
     "rte": GlueTask("rte", ("sentence1", "sentence2"), score="acc", reported="rte"),
 }
 
 
-def load_rows(task: GlueTask, n_train: int | None, n_val: int | None, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """(train rows, dev rows): a seeded subset of `n_train` training examples (None: all), kept in
-    file order, and the first `n_val` dev examples (None: all)."""
+def _spans(sentence: str, proper: bool) -> set[str]:
+    """Every contiguous run of `sentence`'s tokens (SST's phrases are space-tokenised); `proper`
+    leaves the whole sentence out."""
+    t = sentence.split()
+    return {" ".join(t[i:j]) for i in range(len(t)) for j in range(i + 1, len(t) + 1) if not (proper and j - i == len(t))}
+
+
+@functools.lru_cache(maxsize=4)
+def heldout_sentences(task_name: str, n: int, seed: int = 0) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(training pool, held-out sentences) as row indices of SST-2's training split.
+
+    SST-2's 67,349 training rows are the phrases of the parse trees of 6,885 whole sentences, so a
+    sentence and its sub-phrases are both there. The whole sentences (phrases that are no other
+    phrase's sub-span; they look like dev's: median 19 tokens) are a second test set, `n` of them
+    drawn with `seed`, once the training pool drops every phrase that is a run of tokens inside one
+    of them, the sentence itself included: no held-out sentence, nor any piece of one, is trained
+    on. With 872 dev items a paired accuracy gap of 2-3 points is within the test set's own noise;
+    the held-out sentences are what lets it show."""
+    if not TASKS[task_name].phrases:
+        raise ValueError(f"held-out sentences exist only for a task whose training split is made of parse-tree "
+                         f"phrases (SST-2); {task_name!r} has none: pass heldout=0 for it")
+    from repro.data import load
+
+    phrases = [r["sentence"].strip() for r in load("glue/sst2", "train")]
+    inner = set().union(*(_spans(x, proper=True) for x in set(phrases)))
+    whole = [i for i, x in enumerate(phrases) if x not in inner]
+    if n > len(whole):
+        raise ValueError(f"sst2: {n} held-out sentences asked for, the training split has {len(whole)}")
+    chosen = sorted(whole[int(i)] for i in np.random.default_rng(seed).permutation(len(whole))[:n])
+    covered = set().union(*(_spans(phrases[i], proper=False) for i in chosen))
+    pool = tuple(i for i, x in enumerate(phrases) if x not in covered)
+    return pool, tuple(chosen)
+
+
+def load_rows(task: GlueTask, n_train: int | None, n_val: int | None, seed: int = 0,
+              heldout: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train rows, evaluated rows): a seeded subset of `n_train` training examples (None: all), kept
+    in file order, and the first `n_val` dev examples (None: all). With `heldout` (SST-2 only) the
+    evaluated rows go on with that many whole training sentences (`heldout_sentences`), and the
+    training subset is drawn from the phrases none of them contains."""
     from repro.data import load
 
     train, val = load(f"glue/{task.name}", "train"), load(f"glue/{task.name}", "validation")
-    order = np.random.default_rng(seed).permutation(len(train))[: n_train or len(train)]
-    return [train[int(i)] for i in sorted(order)], [val[i] for i in range(min(n_val or len(val), len(val)))]
+    pool, extra = heldout_sentences(task.name, heldout) if heldout else (range(len(train)), ())
+    order = np.random.default_rng(seed).permutation(len(pool))[: n_train or len(pool)]
+    dev = [val[i] for i in range(min(n_val or len(val), len(val)))]
+    return [train[int(pool[i])] for i in sorted(order)], dev + [train[i] for i in extra]
 
 
 def load_tuning_rows(task: GlueTask, n_train: int, n_tune: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -279,14 +320,16 @@ class TaskData:
     val_labels: list[float]
 
 
-def load_task(task: GlueTask, tokenizer, max_len: int, n_train: int | None, n_val: int | None) -> TaskData:
-    """[CLS] A [SEP] (B [SEP]) with segment ids, truncated to `max_len` (the longer side first)."""
+def load_task(task: GlueTask, tokenizer, max_len: int, n_train: int | None, n_val: int | None,
+              heldout: int = 0) -> TaskData:
+    """[CLS] A [SEP] (B [SEP]) with segment ids, truncated to `max_len` (the longer side first);
+    `heldout` as `load_rows`'."""
     def encode(rows):
         texts = [[r[f] for f in task.fields] for r in rows]
         enc = tokenizer(*zip(*texts), truncation=True, max_length=max_len)
         return list(zip(enc["input_ids"], enc["token_type_ids"])), [float(r["label"]) for r in rows]
 
-    train_rows, val_rows = load_rows(task, n_train, n_val)
+    train_rows, val_rows = load_rows(task, n_train, n_val, heldout=heldout)
     return TaskData(task, *encode(train_rows), *encode(val_rows))
 
 
