@@ -44,6 +44,10 @@ def test_peft_smoke_run_records_every_claim_metric(tmp_path, monkeypatch):
     # per base: every method and the majority-class floor, and on the GLUE arm the from-scratch row
     assert len(choice) == (len(peft.METHODS) + 1) * (1 + len(s.sweep_labels)) + 1
     assert record.metrics["glue/scratch/gap"]["n"] > 0
+    # SST-2 is scored on dev and the held-out training sentences; the dev_ metrics on dev alone
+    assert record.metrics["glue/full/sst2/acc"]["n"] == s.eval_examples + s.glue_heldout
+    assert record.metrics["glue/full/sst2/dev_acc"]["n"] == s.eval_examples
+    assert "glue/full/rte/dev_acc" not in record.metrics  # RTE has no held-out sentences
     assert s.encdec_labels and all(f"sweep/{label}/prompt/gap" in record.metrics for label in s.encdec_labels)
     assert record.metrics[f"sweep/{s.encdec_labels[-1]}/prompt/gap"]["extra"]["reported_id"] == "prompt_tuning_scale"
     assert [f["name"] for f in record.extra["plots"]] == ["encoder", "fewshot", "sweeps"]  # declared; the report draws them
