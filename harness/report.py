@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.claims import REPRODUCED
 from harness.metrics import display_factor
 from harness.results import latest_runs
 from harness.scales import SCALES
@@ -123,6 +124,14 @@ def _effects(evidence: dict) -> list[tuple[str, dict]]:
     return []
 
 
+def _condition(evidence: dict) -> tuple[str, list[tuple[str, dict]]] | None:
+    """(its status, its comparisons) of the validity condition of a provided(condition, claim)."""
+    if "claim" in evidence and "condition" in evidence:
+        condition = evidence["condition"]
+        return condition.get("status", ""), _effects(condition.get("evidence", {}))
+    return None
+
+
 def claim_card(c: dict, seeds: list, stability: dict | None) -> list[str]:
     """One claim as a reader needs it: the statement and its source, δ and where it comes from,
     each effect with its interval and method, the seeds, why the verdict is what it is, what would
@@ -136,6 +145,12 @@ def claim_card(c: dict, seeds: list, stability: dict | None) -> list[str]:
         lines.append(f"- δ (minimum effect of interest, stated before the run): {stated} — {c.get('delta_source', '')}")
     elif "delta_source" in c:
         lines.append("- δ: none stated (no equivalence test: the claim can only be reproduced or refuted by sign)")
+    if (condition := _condition(c.get("evidence", {}))) is not None:
+        status, parts = condition
+        held = "holds" if status == REPRODUCED else "does not hold"
+        for what, iv in parts:  # what the verdict was gated on, beside what it compares
+            lines.append(f"- validity condition ({held}) {what}: {_fmt(iv.get('point'))} [{_fmt(iv.get('ci_low'))}, "
+                         f"{_fmt(iv.get('ci_high'))}] — {iv.get('method', '')}")
     for what, iv in effects:
         lines.append(f"- effect {what}: {_fmt(iv.get('point'))} [{_fmt(iv.get('ci_low'))}, {_fmt(iv.get('ci_high'))}]"
                      f" — {iv.get('method', '')}")

@@ -8,10 +8,10 @@ import shutil
 import pytest
 
 import papers
-from harness.claims import Claim, greater
+from harness.claims import Claim, greater, provided
 from harness.metrics import MetricResult, accuracy
 from harness.regress import compare_dirs
-from harness.report import render
+from harness.report import claim_card, render
 from harness.results import read_run
 from harness.runner import run_paper
 from repro_cli.main import main
@@ -243,6 +243,18 @@ def test_the_report_opens_with_the_verdict_table_and_shows_claim_cards(tmp_path,
     text = render(tmp_path).read_text()
     assert "| toy | cpu | 1 | 1 | 1 | stale |" in text and "stability: held" not in text
     assert "Seed-set stability: stale: results/stability/toy.json compares an earlier run" in text
+
+
+def test_a_claim_card_shows_the_validity_condition_it_was_gated_on():
+    """A reader sees what a verdict was read under: the condition's comparison and whether it held."""
+    claim = Claim("X-C1", "a beats b (read once a beats the floor)", "Table 1", "toy",
+                  provided(greater("a", "floor"), greater("a", "b", delta=0.01)), delta_source="a stated threshold")
+    m = {"a": MetricResult("acc", 0.8, 500, 0.76, 0.84), "b": MetricResult("acc", 0.6, 500, 0.56, 0.64),
+         "floor": MetricResult("acc", 0.5, 500, 0.46, 0.54)}
+    card = "\n".join(claim_card(claim.record(m), [0], None))
+    assert "validity condition (holds) a − floor: 0.3 [0.22, 0.38]" in card and "effect a − b: 0.2 [0.12, 0.28]" in card
+    m["floor"] = MetricResult("acc", 0.8, 500, 0.76, 0.84)
+    assert "validity condition (does not hold) a − floor: 0 [-0.08, 0.08]" in "\n".join(claim_card(claim.record(m), [0], None))
 
 
 def test_figures_are_recorded_relative_to_the_results_root(tmp_path, toy, monkeypatch):
