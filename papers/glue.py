@@ -67,6 +67,20 @@ def _spans(sentence: str, proper: bool) -> set[str]:
     return {" ".join(t[i:j]) for i in range(len(t)) for j in range(i + 1, len(t) + 1) if not (proper and j - i == len(t))}
 
 
+@functools.lru_cache(maxsize=None)
+def _phrases_and_sentences(task_name: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(every training phrase, the row indices of the whole sentences among them): computed once
+    per process, whatever number of held-out sentences is then drawn."""
+    if not TASKS[task_name].phrases:
+        raise ValueError(f"held-out sentences exist only for a task whose training split is made of parse-tree "
+                         f"phrases (SST-2); {task_name!r} has none: pass heldout=0 for it")
+    from repro.data import load
+
+    phrases = tuple(r["sentence"].strip() for r in load(f"glue/{task_name}", "train"))
+    inner = set().union(*(_spans(x, proper=True) for x in set(phrases)))
+    return phrases, tuple(i for i, x in enumerate(phrases) if x not in inner)
+
+
 @functools.lru_cache(maxsize=4)
 def heldout_sentences(task_name: str, n: int, seed: int = 0) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(training pool, held-out sentences) as row indices of SST-2's training split.
@@ -78,16 +92,9 @@ def heldout_sentences(task_name: str, n: int, seed: int = 0) -> tuple[tuple[int,
     of them, the sentence itself included: no held-out sentence, nor any piece of one, is trained
     on. With 872 dev items a paired accuracy gap of 2-3 points is within the test set's own noise;
     the held-out sentences are what lets it show."""
-    if not TASKS[task_name].phrases:
-        raise ValueError(f"held-out sentences exist only for a task whose training split is made of parse-tree "
-                         f"phrases (SST-2); {task_name!r} has none: pass heldout=0 for it")
-    from repro.data import load
-
-    phrases = [r["sentence"].strip() for r in load("glue/sst2", "train")]
-    inner = set().union(*(_spans(x, proper=True) for x in set(phrases)))
-    whole = [i for i, x in enumerate(phrases) if x not in inner]
+    phrases, whole = _phrases_and_sentences(task_name)
     if n > len(whole):
-        raise ValueError(f"sst2: {n} held-out sentences asked for, the training split has {len(whole)}")
+        raise ValueError(f"{task_name}: {n} held-out sentences asked for, the training split has {len(whole)}")
     chosen = sorted(whole[int(i)] for i in np.random.default_rng(seed).permutation(len(whole))[:n])
     covered = set().union(*(_spans(phrases[i], proper=False) for i in chosen))
     pool = tuple(i for i, x in enumerate(phrases) if x not in covered)
